@@ -14,7 +14,7 @@ Conventions (apply everywhere in dptrack):
   column) covers box-relative ``[j, j+1) x [i, i+1)`` in 256-units, so its centre maps to pixel
   ``box_x + (j + 0.5) / 256 * box_w``.
 * Keypoints are ``(17, 3)`` float32 arrays of ``x, y, v`` in frame pixels (COCO order for
-  DensePose-PoseTrack, PoseTrack order for PoseTrack18 — both have 17 joints); ``v = 0`` means absent.
+  DensePose-PoseTrack, PoseTrack order for PoseTrack18 — both have 17 joints); ``v = 0``: absent.
 * Video ids are strings (DensePose-PoseTrack has ints, PoseTrack18 zero-padded strings; both are
   normalised by :func:`normalise_video_id`). A frame's ``index`` is its 0-based position in its
   video, ordered by ``frame_id``; ``frame_id`` itself is the dataset's (often global) id.
@@ -37,9 +37,10 @@ NUM_KEYPOINTS = 17
 def normalise_video_id(vid_id: object) -> str:
     """Return a video id as a canonical string.
 
-    DensePose-PoseTrack writes ``vid_id`` as an int (``3418``) where PoseTrack18 writes a zero-padded
-    string (``"003418"``) for the same video. Purely numeric ids are therefore canonicalised to their
-    decimal value without leading zeros (both give ``"3418"``); other strings are kept, stripped.
+    DensePose-PoseTrack writes ``vid_id`` as an int (``3418``) where PoseTrack18 writes a
+    zero-padded string (``"003418"``) for the same video. Purely numeric ids are therefore
+    canonicalised to their decimal value without leading zeros (both give ``"3418"``); other
+    strings are kept, stripped.
 
     Raises:
         ValueError: for ``None``, bools, empty strings and other types.
@@ -74,7 +75,9 @@ def dp_to_pixels(
     return np.stack([px, py], axis=-1).astype(np.float32)
 
 
-def pixels_to_dp(points: np.ndarray, bbox: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+def pixels_to_dp(
+    points: np.ndarray, bbox: tuple[float, float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of :func:`dp_to_pixels`: ``(N, 2)`` pixels to box-relative ``(dp_x, dp_y)``."""
     x0, y0, w, h = (float(v) for v in bbox)
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)

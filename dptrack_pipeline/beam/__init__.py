@@ -1,0 +1,1 @@
+"""Apache Beam wrappers (DoFns, combiners) around the dptrack library; no maths here."""

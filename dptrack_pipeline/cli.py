@@ -1,0 +1,485 @@
+"""``dptrack-build``: the command line. Thin: it parses flags and calls the library.
+
+Commands: ``run`` (the main job), ``inspect`` (what a run wrote), ``validate`` (what is wrong with
+an annotation file), ``synth`` (a small dataset with exact truth), ``score`` (a run against that
+truth). ``dptrack-build COMMAND --help`` explains each.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+import numpy as np
+
+EPILOG_RUN = """\b
+Any option not listed above is passed to Apache Beam's PipelineOptions, e.g.
+  --direct_num_workers 2 --direct_running_mode multi_processing
+  --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
+(the DirectRunner runs by default, on this machine).
+
+\b
+Example:
+  dptrack-build run --annotations posetrack_train.json \\
+      --posetrack posetrack18/train/*.json --frames-root /data/posetrack \\
+      --out shards/ --offsets 3 --fb-threshold 5 --num-shards 64
+"""
+
+
+def _parse_option_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _estimator_options(items: tuple[str, ...]) -> dict[str, Any]:
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(
+                f"expected KEY=VALUE, got {item!r}", param_hint="--estimator-option"
+            )
+        options[key.replace("-", "_")] = _parse_option_value(value)
+    return options
+
+
+_SHARD_PREFIXES = ("instances-", "dense-", "rejects-", "dataset_info.json")
+
+
+def _prepare_out(out: str, overwrite: bool) -> None:
+    if "://" in out:
+        return  # remote filesystems: Beam's FileSystems handles them in the writers
+    if os.path.isdir(out):
+        old = [f for f in os.listdir(out) if f.startswith(_SHARD_PREFIXES)]
+        if old and not overwrite:
+            raise click.UsageError(
+                f"{out} already holds shards ({len(old)} files such as {sorted(old)[0]}); "
+                "pass --overwrite to replace them or choose another --out"
+            )
+        for name in old:
+            os.remove(os.path.join(out, name))
+    os.makedirs(out, exist_ok=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.version_option(package_name="dptrack")
+def main(verbose: int) -> None:
+    """dptrack: DensePose-Track derivatives from a few labelled frames and optical flow.
+
+    \b
+    Typical session:
+      dptrack-build synth demo/synth --videos 3 --frames 24     # data with exact truth
+      dptrack-build run --annotations demo/synth/annotations.json \\
+          --frames-root demo/synth --out demo/shards            # propagate labels T±1..3
+      dptrack-build inspect demo/shards --render demo/render    # counts and pictures
+      dptrack-build score demo/shards --truth demo/synth        # accuracy vs truth
+    """
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(
+        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    epilog=EPILOG_RUN,
+)
+@click.option(
+    "--annotations",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="DensePose-PoseTrack JSON (COCO style, with dp_* fields on labelled frames).",
+)
+@click.option(
+    "--posetrack",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="PoseTrack18 JSON of the same videos (boxes/keypoints of unlabelled frames; "
+    "used as target boxes). Repeatable.",
+)
+@click.option(
+    "--frames-root",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder that annotation file_names are relative to. A frame is an image file "
+    "there, or a frame of the video file <folder of file_name>.mp4/.avi/...",
+)
+@click.option("--out", required=True, help="Output folder for shards and dataset_info.json.")
+@click.option(
+    "--estimator",
+    default="dis",
+    show_default=True,
+    help="Optical flow estimator: dis (OpenCV DIS, preset medium) or farneback.",
+)
+@click.option(
+    "--estimator-option",
+    "estimator_option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Estimator option, e.g. preset=fast (dis). Repeatable.",
+)
+@click.option(
+    "--offsets",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 30),
+    help="K: propagate each labelled frame T to T-K..T+K.",
+)
+@click.option(
+    "--fb-threshold",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Forward-backward check: drop a point whose forward-then-backward flow misses "
+    "its start by more than this many pixels.",
+)
+@click.option(
+    "--num-shards",
+    type=click.IntRange(1),
+    default=None,
+    help="Number of output shards [default: about one per 500 instances].",
+)
+@click.option(
+    "--crop-size",
+    default=256,
+    show_default=True,
+    type=click.IntRange(8, 1024),
+    help="Side of the square person crops and crop flows stored in HDF5.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace shards already in --out.")
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Progress bar over windows (in-process runners).",
+)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    annotations: str,
+    posetrack: tuple[str, ...],
+    frames_root: str,
+    out: str,
+    estimator: str,
+    estimator_option: tuple[str, ...],
+    offsets: int,
+    fb_threshold: float,
+    num_shards: int | None,
+    crop_size: int,
+    overwrite: bool,
+    progress: bool,
+) -> None:
+    """Propagate DensePose labels to frames T±1..K along optical flow; write shards.
+
+    For every labelled frame T the flows T->T±k and T±k->T are computed once each, points
+    failing the forward-backward check are dropped, and the moved points, keypoints, part masks
+    and boxes are written as Parquet rows, with person crops and crop flows in HDF5. Bad
+    annotations and frames go to rejects-*.parquet with their reason; the run goes on.
+    """
+    from dptrack_pipeline.config import PropagateConfig
+    from dptrack_pipeline.flow.registry import available_estimators
+    from pipelines.propagate import prepare
+    from pipelines.propagate import run as run_pipeline
+
+    if estimator not in available_estimators():
+        raise click.BadParameter(
+            f"unknown estimator {estimator!r}; available: {', '.join(available_estimators())}",
+            param_hint="--estimator",
+        )
+    try:
+        config = PropagateConfig(
+            annotations=annotations,
+            frames_root=frames_root,
+            out=out,
+            posetrack=tuple(posetrack),
+            estimator=estimator,
+            estimator_options=_estimator_options(estimator_option),
+            max_offset=offsets,
+            fb_threshold=fb_threshold,
+            num_shards=num_shards,
+            crop_size=crop_size,
+            progress=progress,
+        )
+        prepare(config)  # fail on bad files/options before touching --out
+    except (ValueError, TypeError) as err:
+        raise click.ClickException(str(err)) from err
+    _prepare_out(out, overwrite)
+    click.echo(
+        f"running with Beam options: {' '.join(ctx.args) or '(defaults: DirectRunner)'}", err=True
+    )
+    run_pipeline(config, ctx.args)
+    from dptrack_pipeline.inspect import counters_add_up
+    from dptrack_pipeline.shards import read_dataset_info
+
+    if "://" not in out:
+        info = read_dataset_info(out)
+        c = info["counters"]
+        click.echo(
+            f"wrote {c['instances_written']} instances ({c['instances_rejected']} rejected of "
+            f"{c['instances_in']}), {c['points_kept']}/{c['points_in']} propagated points kept, "
+            f"{c['flows_computed']} flows, {c['frames_decoded']} frames -> {out}"
+        )
+        for problem in counters_add_up(c):
+            click.echo(f"warning: {problem}", err=True)
+
+
+@main.command()
+@click.argument("out", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--render",
+    "render_dir",
+    type=click.Path(file_okay=False),
+    help="Write PNG overlays (source vs propagated points and masks) and crop-flow pictures here.",
+)
+@click.option(
+    "--frames-root",
+    type=click.Path(exists=True, file_okay=False),
+    help="Frames folder for --render [default: the one recorded in dataset_info.json].",
+)
+@click.option(
+    "--max-render",
+    default=12,
+    show_default=True,
+    type=click.IntRange(1),
+    help="How many propagated instances to render.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def inspect(
+    out: str, render_dir: str | None, frames_root: str | None, max_render: int, as_json: bool
+) -> None:
+    """Summarise a run: counts, kept ratio per offset, rejects by reason; optionally render."""
+    from dptrack_pipeline.inspect import format_summary, offset_summary, reject_summary
+    from dptrack_pipeline.shards import (
+        read_dataset_info,
+        read_instances,
+        read_rejects,
+        verify_output,
+    )
+
+    info = read_dataset_info(out)
+    table = read_instances(out)
+    offsets = offset_summary(table)
+    rejects = reject_summary(read_rejects(out))
+    problems = verify_output(out)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "counters": info["counters"],
+                    "offsets": offsets,
+                    "rejects": rejects,
+                    "problems": problems,
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(format_summary(info, offsets, rejects))
+        click.echo(
+            "files verified against dataset_info.json and schemas"
+            if not problems
+            else "FILE PROBLEMS:\n  " + "\n  ".join(problems)
+        )
+    if render_dir:
+        root = frames_root or info.get("config", {}).get("frames_root")
+        written = _render(out, table, root, render_dir, max_render)
+        click.echo(f"rendered {written} pictures into {render_dir}")
+    if problems:
+        sys.exit(1)
+
+
+def _render(out: str, table: Any, frames_root: str, render_dir: str, max_render: int) -> int:
+    from dptrack_pipeline.frames.sources import FrameDecodeError, decode_frames, resolve_frame
+    from dptrack_pipeline.render import flow_picture, overlay_instance, side_by_side, write_png
+    from dptrack_pipeline.shards import DenseReader
+
+    rows = table.to_pylist()
+    sources = {(r["video_id"], r["annotation_id"]): r for r in rows if r["offset"] == 0}
+    # A spread of examples: cycle over offsets so every |k| shows up.
+    propagated = sorted(
+        (r for r in rows if r["offset"] != 0),
+        key=lambda r: (abs(r["offset"]), r["video_id"], r["annotation_id"]),
+    )
+    by_offset: dict[int, list[dict]] = {}
+    for r in propagated:
+        by_offset.setdefault(r["offset"], []).append(r)
+    chosen: list[dict] = []
+    while len(chosen) < max_render and any(by_offset.values()):
+        for k in sorted(by_offset):
+            if by_offset[k] and len(chosen) < max_render:
+                chosen.append(by_offset[k].pop(0))
+    written = 0
+    with DenseReader(out) as dense:
+        for r in chosen:
+            src = sources.get((r["video_id"], r["annotation_id"]))
+            if src is None:
+                continue
+            images = decode_frames(
+                [
+                    resolve_frame(frames_root, src["image_file"], src["frame_index"]),
+                    resolve_frame(frames_root, r["image_file"], r["frame_index"]),
+                ]
+            )
+            if any(isinstance(i, FrameDecodeError) for i in images):
+                continue
+            name = f"{r['video_id']}_a{r['annotation_id']}_off{r['offset']:+d}"
+            write_png(
+                os.path.join(render_dir, f"{name}_overlay.png"),
+                side_by_side(
+                    overlay_instance(images[0], src),
+                    overlay_instance(images[1], r),
+                    (f"source frame {src['frame_index']}", f"propagated to {r['frame_index']}"),
+                ),
+            )
+            flow, valid = dense.flow(r["dense_file"], r["flow_index"])
+            crops = np.concatenate(
+                [
+                    dense.crop(src["dense_file"], src["crop_index"]),
+                    dense.crop(r["dense_file"], r["crop_index"]),
+                    flow_picture(flow, valid),
+                ],
+                axis=1,
+            )
+            write_png(os.path.join(render_dir, f"{name}_crops_flow.png"), crops)
+            written += 2
+    return written
+
+
+@main.command()
+@click.argument("annotations", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--max-lines",
+    default=200,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Print at most this many problems (all are counted).",
+)
+def validate(annotations: str, max_lines: int) -> None:
+    """List every problem of a DensePose-PoseTrack file, with annotation id and reason.
+
+    Exits 1 when there is any problem, 0 when the file is clean.
+    """
+    from collections import Counter
+
+    from dptrack_pipeline.formats.densepose_posetrack import problems
+
+    try:
+        found = problems(annotations)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    for p in found[:max_lines]:
+        click.echo(
+            f"annotation {p.annotation_id} (video {p.video_id or '?'}, frame "
+            f"{p.frame_id}, track {p.track_id}): {p.reason}: {p.detail}"
+        )
+    if len(found) > max_lines:
+        click.echo(f"... and {len(found) - max_lines} more")
+    if found:
+        by_reason = Counter(p.reason for p in found)
+        click.echo(
+            f"{len(found)} problems: " + ", ".join(f"{k} {v}" for k, v in by_reason.most_common())
+        )
+        sys.exit(1)
+    click.echo(f"{annotations}: no problems found")
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--videos", default=3, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--frames", default=24, show_default=True, type=click.IntRange(2), help="Frames per video."
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--width", default=320, show_default=True, type=click.IntRange(64))
+@click.option("--height", default=240, show_default=True, type=click.IntRange(64))
+@click.option(
+    "--people", default=2, show_default=True, type=click.IntRange(1), help="People per video."
+)
+@click.option(
+    "--label-every",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1),
+    help="One frame in this many carries DensePose labels.",
+)
+@click.option(
+    "--max-offset",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Exact flow truth is saved for T±1..this around labelled frames.",
+)
+def synth(
+    out: str,
+    videos: int,
+    frames: int,
+    seed: int,
+    width: int,
+    height: int,
+    people: int,
+    label_every: int,
+    max_offset: int,
+) -> None:
+    """Render a small DensePose-Track-like dataset with exact truth.
+
+    Writes OUT/annotations.json (DensePose-PoseTrack format, file_names relative to OUT, so
+    `run --frames-root OUT` works), OUT/frames/, and exact part/U/V, flow and visibility under
+    OUT/truth/ (see OUT/truth/README.md).
+    """
+    from dptrack_pipeline.synth.dataset import generate_dataset
+
+    summary = generate_dataset(
+        out,
+        videos=videos,
+        frames=frames,
+        seed=seed,
+        width=width,
+        height=height,
+        people=people,
+        label_every=label_every,
+        max_offset=max_offset,
+        progress=True,
+    )
+    click.echo(json.dumps(summary, indent=2, default=str))
+
+
+@main.command()
+@click.argument("out", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--truth",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="The `synth` folder the run was built from.",
+)
+@click.option(
+    "--near",
+    default=3.0,
+    show_default=True,
+    type=float,
+    help="A kept point is correct when within this many pixels of the truth.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the score as JSON.")
+def score(out: str, truth: str, near: float, as_json: bool) -> None:
+    """Score a run on synth data against the exact truth, per |offset|.
+
+    Prints the median error of kept points, the precision of the forward-backward check (kept
+    points within --near px of the truth) and its recall (truly visible points kept).
+    """
+    from dptrack_pipeline.shards import read_instances
+    from dptrack_pipeline.synth.score import format_score_table, score_propagation
+
+    result = score_propagation(read_instances(out), truth, near_px=near)
+    click.echo(
+        json.dumps(result, indent=2, default=float) if as_json else format_score_table(result)
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

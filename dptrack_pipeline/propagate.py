@@ -1,0 +1,373 @@
+"""Move an annotated person from its labelled frame T into a neighbour frame T+k along flow.
+
+This is the "GT propagation" of Slim DensePose (Neverova et al. 2019, sec. 3.2.2 and 5.4): every
+annotation location is translated by the forward flow F(T -> T+k), and a location is ignored when
+translating it forward and then back with F(T+k -> T) lands more than ``fb_threshold`` (5 px) away
+from where it started. Pure functions on numpy arrays; no Beam, no file I/O.
+
+Conventions (see :mod:`dptrack_pipeline.structures`): pixel centres on integer coordinates, flows
+``(H, W, 2)`` float32 with channel 0 = x, boxes ``xywh`` in frame pixels, DensePose points and part
+masks box-relative on the 256 grid.
+
+What moves and how:
+
+* **DensePose points** keep ``I, U, V``; each records ``dp_source_index`` (its index in the source
+  annotation). A point is dropped as ``outside`` when its moved position leaves the target frame
+  or the target box (``dp_x, dp_y`` must stay on the box's 0..256 grid), else as ``fb`` when its
+  forward-backward error exceeds the threshold.
+* **Keypoints** with ``v > 0`` get the same check; a dropped keypoint becomes ``(0, 0, 0)``.
+* **Part masks** are pulled, not pushed: every cell of the target box's 256x256 grid is sent back
+  to the source frame with the backward flow and takes the source part label there (nearest).
+  Cells whose backward-then-forward round trip misses by more than the threshold become background,
+  so occluded or unreliable regions carry no label.
+* **The box** in the target frame is the annotated (PoseTrack) box of the same ``track_id`` when
+  that frame has one. Otherwise it is derived from the motion: a per-axis scale-and-shift
+  ``x' = a x + b`` is fitted by least squares to the kept correspondences (points and mask cells)
+  and applied to the source box, so the annotators' padding convention survives. The scale is
+  clamped to ``[1/1.5, 1.5]`` (people do not change size by 50% in 3 frames).
+
+Crops and crop flows use the convention of :mod:`dptrack_pipeline.shards` (``dense.v1``): crop
+pixel ``(c, r)`` of an ``S x S`` crop of box ``(x0, y0, w, h)`` has its centre at frame pixel
+``(x0 + (c + 0.5) * w / S - 0.5, y0 + (r + 0.5) * h / S - 0.5)``, i.e. the crop samples the box's
+area exactly like the 256 grid does (grid cell centres at ``(j + 0.5) / 256``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from dptrack_pipeline.flow.consistency import track_points
+from dptrack_pipeline.flow.sampling import points_inside
+from dptrack_pipeline.structures import DP_GRID, dp_to_pixels, pixels_to_dp
+
+Box = tuple[float, float, float, float]
+
+KEPT = 0
+DROPPED_FB = 1
+DROPPED_OUTSIDE = 2
+
+MAX_BOX_SCALE_CHANGE = 1.5
+MIN_BOX_SIDE = 2.0
+
+
+@dataclass(frozen=True)
+class PointStatus:
+    """Result of moving ``N`` points: ``moved`` (N, 2) float32 target-frame pixels, ``status``
+    (N,) uint8 with :data:`KEPT`, :data:`DROPPED_FB` or :data:`DROPPED_OUTSIDE`, and the
+    forward-backward ``error`` (N,) float32 in pixels."""
+
+    moved: np.ndarray
+    status: np.ndarray
+    error: np.ndarray
+
+    @property
+    def kept(self) -> np.ndarray:
+        return self.status == KEPT
+
+
+def move_points(
+    points: np.ndarray,
+    flow_fwd: np.ndarray,
+    flow_bwd: np.ndarray,
+    fb_threshold: float,
+    target_box: Box | None = None,
+) -> PointStatus:
+    """Move pixel points along ``flow_fwd`` and apply the forward-backward check.
+
+    Args:
+        points: ``(N, 2)`` float (x, y) source-frame pixels.
+        flow_fwd: ``(H, W, 2)`` flow source -> target.
+        flow_bwd: ``(H, W, 2)`` flow target -> source (same size: frames of one video).
+        fb_threshold: maximal forward-backward error in pixels.
+        target_box: when given, points landing outside this ``xywh`` box are ``outside`` too.
+    """
+    points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+    track = track_points(points, flow_fwd, flow_bwd)
+    outside = ~track.inside
+    if target_box is not None:
+        x0, y0, w, h = target_box
+        mx, my = track.moved[:, 0], track.moved[:, 1]
+        outside |= (mx < x0) | (mx > x0 + w) | (my < y0) | (my > y0 + h)
+    status = np.full(len(points), KEPT, dtype=np.uint8)
+    status[track.error > fb_threshold] = DROPPED_FB
+    status[outside] = DROPPED_OUTSIDE
+    return PointStatus(moved=track.moved.astype(np.float32), status=status, error=track.error)
+
+
+def move_keypoints(
+    keypoints: np.ndarray, flow_fwd: np.ndarray, flow_bwd: np.ndarray, fb_threshold: float
+) -> np.ndarray:
+    """Move ``(17, 3)`` keypoints ``(x, y, v)``; absent or dropped ones become ``(0, 0, 0)``.
+
+    Visible flags ``v`` of kept keypoints are preserved.
+    """
+    keypoints = np.asarray(keypoints, dtype=np.float32).reshape(-1, 3)
+    out = np.zeros_like(keypoints)
+    present = keypoints[:, 2] > 0
+    if not present.any():
+        return out
+    result = move_points(keypoints[present, :2], flow_fwd, flow_bwd, fb_threshold)
+    idx = np.flatnonzero(present)[result.kept]
+    out[idx, :2] = result.moved[result.kept]
+    out[idx, 2] = keypoints[idx, 2]
+    return out
+
+
+def grid_cell_centres(box: Box, grid: int = DP_GRID) -> np.ndarray:
+    """Frame-pixel centres of the ``grid x grid`` cells over ``box``: ``(grid, grid, 2)``."""
+    x0, y0, w, h = box
+    j = (np.arange(grid, dtype=np.float32) + 0.5) / grid
+    xs = x0 + j * w
+    ys = y0 + j * h
+    gx, gy = np.meshgrid(xs, ys)
+    return np.stack([gx, gy], axis=-1).astype(np.float32)
+
+
+def mask_cell_points(labels: np.ndarray, box: Box, stride: int = 2) -> np.ndarray:
+    """Frame-pixel centres of labelled (non-zero) cells of a 256x256 part map, every ``stride``-th
+    cell in each direction: ``(M, 2)`` float32. Used to move the mask's extent."""
+    centres = grid_cell_centres(box, labels.shape[0])[::stride, ::stride]
+    sel = labels[::stride, ::stride] > 0
+    return centres[sel]
+
+
+def warp_part_labels(
+    labels: np.ndarray,
+    source_box: Box,
+    target_box: Box,
+    flow_fwd: np.ndarray,
+    flow_bwd: np.ndarray,
+    fb_threshold: float,
+) -> np.ndarray:
+    """Pull a part label map from the source box grid onto the target box grid.
+
+    Args:
+        labels: ``(256, 256)`` uint8, 0 = background, 1..14 parts, on ``source_box``.
+        source_box, target_box: ``xywh`` frame pixels in the source / target frame.
+        flow_fwd: ``(H, W, 2)`` source -> target; flow_bwd: target -> source.
+        fb_threshold: cells whose target -> source -> target round trip misses by more are 0.
+
+    Returns:
+        ``(256, 256)`` uint8 label map on ``target_box``.
+    """
+    grid = labels.shape[0]
+    q = grid_cell_centres(target_box, grid).reshape(-1, 2)
+    # The round trip starts in the target frame, so the roles of the flows swap.
+    back = track_points(q, flow_bwd, flow_fwd)
+    ok = back.inside & (back.error <= fb_threshold)
+    sx0, sy0, sw, sh = source_box
+    col = np.floor((back.moved[:, 0] - sx0) / sw * grid).astype(np.int64)
+    row = np.floor((back.moved[:, 1] - sy0) / sh * grid).astype(np.int64)
+    ok &= (col >= 0) & (col < grid) & (row >= 0) & (row < grid)
+    out = np.zeros(grid * grid, dtype=np.uint8)
+    out[ok] = labels[row[ok], col[ok]]
+    return out.reshape(grid, grid)
+
+
+def fit_box_motion(
+    source_box: Box,
+    source_points: np.ndarray,
+    moved_points: np.ndarray,
+    image_size: tuple[int, int],
+) -> Box | None:
+    """Derive the target box from kept correspondences (see the module docstring).
+
+    Args:
+        source_box: ``xywh`` in the source frame.
+        source_points, moved_points: ``(M, 2)`` kept correspondences (source -> target pixels).
+        image_size: ``(width, height)`` of the target frame; the box is clipped to it.
+
+    Returns:
+        The target ``xywh`` box, or ``None`` when fewer than 2 correspondences are left or the
+        clipped box is degenerate.
+    """
+    if len(source_points) < 2:
+        return None
+    x0, y0, w, h = source_box
+    coeffs = []
+    for axis in (0, 1):
+        s = source_points[:, axis].astype(np.float64)
+        t = moved_points[:, axis].astype(np.float64)
+        spread = s.std()
+        if spread < 1e-3:
+            scale = 1.0
+        else:
+            scale = float(np.cov(s, t, bias=True)[0, 1] / (spread * spread))
+            scale = float(np.clip(scale, 1.0 / MAX_BOX_SCALE_CHANGE, MAX_BOX_SCALE_CHANGE))
+        shift = float(np.median(t - scale * s))
+        coeffs.append((scale, shift))
+    (ax, bx), (ay, by) = coeffs
+    nx0, ny0 = ax * x0 + bx, ay * y0 + by
+    nx1, ny1 = ax * (x0 + w) + bx, ay * (y0 + h) + by
+    width, height = image_size
+    nx0, nx1 = max(nx0, 0.0), min(nx1, float(width - 1))
+    ny0, ny1 = max(ny0, 0.0), min(ny1, float(height - 1))
+    if nx1 - nx0 < MIN_BOX_SIDE or ny1 - ny0 < MIN_BOX_SIDE:
+        return None
+    return (float(nx0), float(ny0), float(nx1 - nx0), float(ny1 - ny0))
+
+
+@dataclass(frozen=True)
+class PropagatedInstance:
+    """One person moved into a target frame (target-frame pixels, target box grid).
+
+    ``dp_*`` hold the kept points only; ``dp_source_index`` their indices in the source
+    annotation; ``part_labels`` is ``(256, 256)`` uint8 or ``None`` when the source had no masks.
+    ``box_source`` is ``"posetrack"`` (the given target box) or ``"derived"``.
+    """
+
+    bbox: Box
+    box_source: str
+    keypoints: np.ndarray
+    dp_x: np.ndarray
+    dp_y: np.ndarray
+    dp_I: np.ndarray
+    dp_U: np.ndarray
+    dp_V: np.ndarray
+    dp_source_index: np.ndarray
+    part_labels: np.ndarray | None
+    points_in: int
+    points_dropped_fb: int
+    points_dropped_outside: int
+
+    @property
+    def points_kept(self) -> int:
+        return int(self.dp_x.size)
+
+
+def propagate_person(
+    *,
+    source_box: Box,
+    keypoints: np.ndarray,
+    dp_x: np.ndarray,
+    dp_y: np.ndarray,
+    dp_I: np.ndarray,
+    dp_U: np.ndarray,
+    dp_V: np.ndarray,
+    part_labels: np.ndarray | None,
+    flow_fwd: np.ndarray,
+    flow_bwd: np.ndarray,
+    fb_threshold: float,
+    target_box: Box | None = None,
+) -> PropagatedInstance | None:
+    """Propagate one annotated person from its source frame into a target frame.
+
+    Args:
+        source_box: ``xywh`` of the person in the source frame.
+        keypoints: ``(17, 3)`` source keypoints.
+        dp_x, dp_y, dp_I, dp_U, dp_V: ``(N,)`` DensePose points (box-relative 256 grid).
+        part_labels: ``(256, 256)`` uint8 part map on ``source_box``, or ``None``.
+        flow_fwd, flow_bwd: ``(H, W, 2)`` flows source -> target and target -> source.
+        fb_threshold: forward-backward threshold in pixels.
+        target_box: the annotated box of the same track in the target frame, if any.
+
+    Returns:
+        The propagated instance, or ``None`` when no box can be derived for the target frame
+        (nothing of the person survived the check).
+    """
+    if flow_fwd.shape != flow_bwd.shape or flow_fwd.ndim != 3 or flow_fwd.shape[2] != 2:
+        raise ValueError(f"flows must both be (H, W, 2); got {flow_fwd.shape} and {flow_bwd.shape}")
+    height, width = flow_fwd.shape[:2]
+    points = dp_to_pixels(dp_x, dp_y, source_box)
+    box_source = "posetrack"
+    if target_box is None:
+        box_source = "derived"
+        corr_src = [points]
+        if part_labels is not None:
+            corr_src.append(mask_cell_points(part_labels, source_box))
+        src = np.concatenate(corr_src, axis=0) if corr_src else np.zeros((0, 2), np.float32)
+        moved = move_points(src, flow_fwd, flow_bwd, fb_threshold)
+        target_box = fit_box_motion(
+            source_box, src[moved.kept], moved.moved[moved.kept], (width, height)
+        )
+        if target_box is None:
+            return None
+    result = move_points(points, flow_fwd, flow_bwd, fb_threshold, target_box=target_box)
+    kept = result.kept
+    new_x, new_y = pixels_to_dp(result.moved[kept], target_box)
+    # Points exactly on the box edge can round a hair outside the grid.
+    new_x = np.clip(new_x, 0.0, float(DP_GRID))
+    new_y = np.clip(new_y, 0.0, float(DP_GRID))
+    labels = None
+    if part_labels is not None:
+        labels = warp_part_labels(
+            part_labels, source_box, target_box, flow_fwd, flow_bwd, fb_threshold
+        )
+    return PropagatedInstance(
+        bbox=tuple(float(v) for v in target_box),
+        box_source=box_source,
+        keypoints=move_keypoints(keypoints, flow_fwd, flow_bwd, fb_threshold),
+        dp_x=new_x,
+        dp_y=new_y,
+        dp_I=np.asarray(dp_I)[kept],
+        dp_U=np.asarray(dp_U, dtype=np.float32)[kept],
+        dp_V=np.asarray(dp_V, dtype=np.float32)[kept],
+        dp_source_index=np.flatnonzero(kept).astype(np.int32),
+        part_labels=labels,
+        points_in=int(len(points)),
+        points_dropped_fb=int((result.status == DROPPED_FB).sum()),
+        points_dropped_outside=int((result.status == DROPPED_OUTSIDE).sum()),
+    )
+
+
+def crop_affine(box: Box, size: int) -> np.ndarray:
+    """The ``2 x 3`` affine matrix mapping crop pixel ``(c, r)`` to frame pixel ``(x, y)``."""
+    x0, y0, w, h = box
+    sx, sy = w / size, h / size
+    return np.array([[sx, 0.0, x0 + 0.5 * sx - 0.5], [0.0, sy, y0 + 0.5 * sy - 0.5]])
+
+
+def crop_pixel_centres(box: Box, size: int) -> np.ndarray:
+    """Frame-pixel positions of the ``size x size`` crop pixel centres: ``(size, size, 2)``."""
+    m = crop_affine(box, size)
+    c = np.arange(size, dtype=np.float64)
+    gx = m[0, 0] * c + m[0, 2]
+    gy = m[1, 1] * c + m[1, 2]
+    xx, yy = np.meshgrid(gx, gy)
+    return np.stack([xx, yy], axis=-1).astype(np.float32)
+
+
+def crop_image(image: np.ndarray, box: Box, size: int) -> np.ndarray:
+    """Resample the ``box`` of an ``(H, W, 3)`` uint8 image to ``(size, size, 3)`` (bilinear,
+    black outside the frame)."""
+    return cv2.warpAffine(
+        image,
+        crop_affine(box, size),
+        (size, size),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+
+
+def crop_flow(
+    flow_fwd: np.ndarray,
+    flow_bwd: np.ndarray,
+    source_box: Box,
+    target_box: Box,
+    size: int,
+    fb_threshold: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flow between the source crop and the target crop, with its validity.
+
+    Returns:
+        ``flow`` ``(size, size, 2)`` float32: for source-crop pixel ``(c, r)``, the position of the
+        same surface point in the target crop minus ``(c, r)``, in target-crop pixels; ``valid``
+        ``(size, size)`` bool: the source pixel is inside the source frame, the point lands
+        inside the target frame and the forward-backward check passes.
+    """
+    centres = crop_pixel_centres(source_box, size).reshape(-1, 2)
+    height, width = flow_fwd.shape[:2]
+    track = track_points(centres, flow_fwd, flow_bwd)
+    inv = cv2.invertAffineTransform(crop_affine(target_box, size))
+    moved = track.moved.astype(np.float64)
+    tc = inv[0, 0] * moved[:, 0] + inv[0, 2]
+    tr = inv[1, 1] * moved[:, 1] + inv[1, 2]
+    grid = np.arange(size, dtype=np.float64)
+    cc, rr = np.meshgrid(grid, grid)
+    flow = np.stack([tc.reshape(size, size) - cc, tr.reshape(size, size) - rr], axis=-1)
+    valid = points_inside(centres, width, height) & track.inside & (track.error <= fb_threshold)
+    return flow.astype(np.float32), valid.reshape(size, size)
