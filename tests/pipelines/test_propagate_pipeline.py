@@ -1,0 +1,182 @@
+"""The whole ``run`` Beam pipeline (FnApiRunner) on synthetic data with exact truth.
+
+Checks the counters add up on good and bad input, the output matches its schemas and manifest,
+accuracy against the exact truth, and that two runs write byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+from dptrack_pipeline.config import PropagateConfig
+from dptrack_pipeline.inspect import counters_add_up
+from dptrack_pipeline.shards import read_dataset_info, read_instances, read_rejects, verify_output
+from dptrack_pipeline.synth.dataset import generate_dataset
+from dptrack_pipeline.synth.score import score_propagation
+from pipelines.propagate import build_propagate
+
+CROP = 64
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synth")
+    generate_dataset(str(out), videos=2, frames=16, seed=3, width=320, height=240, people=2)
+    return out
+
+
+def run_pipeline(synth: Path, out: Path, annotations: Path | None = None, **kw) -> dict:
+    config = PropagateConfig(
+        annotations=str(annotations or synth / "annotations.json"),
+        frames_root=str(synth),
+        out=str(out),
+        crop_size=CROP,
+        num_shards=kw.pop("num_shards", 2),
+        **kw,
+    )
+    os.makedirs(out, exist_ok=True)
+    with beam.Pipeline(runner=FnApiRunner()) as pipeline:
+        build_propagate(pipeline, config)
+    return read_dataset_info(str(out))
+
+
+@pytest.fixture(scope="module")
+def good_run(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("run_a")
+    return out, run_pipeline(synth_dir, out)
+
+
+def test_counters_add_up_and_files_verify(good_run: tuple[Path, dict]) -> None:
+    out, info = good_run
+    c = info["counters"]
+    assert counters_add_up(c) == []
+    assert c["instances_rejected"] == 0
+    assert c["instances_written"] == c["instances_in"] > 0
+    # Two labelled frames per 16-frame video (indices 4 and 12), K = 3: 4 windows of 12 flows.
+    assert c["flows_computed"] == c["flows_planned"] == 2 * 2 * 12
+    assert c["frames_decoded"] == c["frames_planned"] == 2 * 2 * 7
+    assert c["points_kept"] > 0.5 * c["points_in"]
+    assert verify_output(str(out)) == []
+    names = sorted(os.listdir(out))
+    for prefix in ("instances", "dense", "rejects"):
+        assert [n for n in names if n.startswith(prefix)] == [
+            f"{prefix}-{i:05d}-of-00002.{'h5' if prefix == 'dense' else 'parquet'}" for i in (0, 1)
+        ]
+
+
+def test_rows_have_the_promised_columns_and_conventions(good_run: tuple[Path, dict]) -> None:
+    out, info = good_run
+    table = read_instances(str(out))
+    rows = table.to_pylist()
+    offsets = sorted({r["offset"] for r in rows})
+    assert offsets == [-3, -2, -1, 0, 1, 2, 3]
+    for r in rows:
+        n = len(r["dp_x"])
+        assert n == len(r["dp_y"]) == len(r["dp_I"]) == len(r["dp_U"]) == len(r["dp_source_index"])
+        assert all(0 <= v <= 256 for v in r["dp_x"] + r["dp_y"])
+        assert len(r["dp_masks"]) == 14 and len(r["keypoints"]) == 51
+        assert r["estimator"] == "dis" and r["fb_threshold"] == 5.0
+        if r["offset"] == 0:
+            assert r["flow_index"] == -1 and r["source_frame_id"] == r["frame_id"]
+        else:
+            assert r["flow_index"] >= 0 and r["box_source"] in ("posetrack", "derived")
+            assert r["points_in"] == n + r["points_dropped_fb"] + r["points_dropped_outside"]
+    assert "256" in info["dp_x_convention"]
+
+
+def test_accuracy_against_exact_truth(good_run: tuple[Path, dict], synth_dir: Path) -> None:
+    out, _ = good_run
+    score = score_propagation(read_instances(str(out)), str(synth_dir))
+    for k in (1, 2, 3):
+        s = score["per_offset"][k]
+        # Measured (seed 3, 2 videos x 16 frames, DIS medium): see README "Accuracy" table.
+        assert s["median_error_px"] < 1.5, s
+        assert s["precision"] > 0.8, s
+        assert s["recall"] > 0.5, s
+
+
+def test_two_runs_are_byte_identical(
+    good_run: tuple[Path, dict], synth_dir: Path, tmp_path: Path
+) -> None:
+    out_a, _ = good_run
+    out_b = tmp_path / "run_b"
+    run_pipeline(synth_dir, out_b)
+    names = sorted(os.listdir(out_a))
+    assert names == sorted(os.listdir(out_b))
+    for name in names:
+        assert (out_a / name).read_bytes() == (out_b / name).read_bytes(), name
+
+
+def _corrupt(synth: Path, tmp: Path) -> tuple[Path, Path, dict]:
+    """A copy of the synth set with every class of bad input."""
+    bad = tmp / "bad_synth"
+    shutil.copytree(synth, bad, ignore=shutil.ignore_patterns("truth"))
+    data = json.loads((bad / "annotations.json").read_text())
+    images = {im["id"]: im for im in data["images"]}
+    labelled = [a for a in data["annotations"] if a.get("dp_x")]
+    expected = {}
+
+    def mark(ann: dict, reason: str) -> None:
+        expected[ann["id"]] = reason
+
+    a = labelled[0]
+    a["dp_I"] = a["dp_I"][:-1]
+    mark(a, "dp_length_mismatch")
+    a = labelled[1]
+    a["dp_I"][0] = 31
+    mark(a, "dp_I_out_of_range")
+    a = labelled[2]
+    a["dp_U"][3] = 1.7
+    mark(a, "dp_UV_out_of_range")
+    a = labelled[3]
+    a["dp_masks"][0] = {"counts": "not an rle !!", "size": [256, 256]}
+    mark(a, "bad_rle")
+    a = labelled[4]
+    im = images[a["image_id"]]
+    a["bbox"] = [im["width"] + 50.0, 10.0, 40.0, 40.0]
+    mark(a, "bbox_outside_image")
+    a = labelled[5]
+    a["image_id"] = 987654321
+    mark(a, "unknown_image")
+    (bad / "annotations.json").write_text(json.dumps(data))
+    # The labelled frame of labelled[6]'s video: delete one of its target frames, corrupt another.
+    video = images[labelled[6]["image_id"]]
+    frames = sorted(
+        (im for im in data["images"] if im["vid_id"] == video["vid_id"]),
+        key=lambda im: im["frame_id"],
+    )
+    index = [im["id"] for im in frames].index(video["id"])
+    os.remove(bad / frames[index + 1]["file_name"])
+    (bad / frames[index - 2]["file_name"]).write_bytes(b"this is not a PNG")
+    return bad, bad / "annotations.json", expected
+
+
+def test_bad_input_is_set_aside_and_counters_add_up(synth_dir: Path, tmp_path: Path) -> None:
+    bad, annotations, expected = _corrupt(synth_dir, tmp_path)
+    out = tmp_path / "bad_run"
+    info = run_pipeline(bad, out, annotations=annotations)
+    c = info["counters"]
+    assert counters_add_up(c) == []
+    rejects = read_rejects(str(out)).to_pylist()
+    assert c["instances_rejected"] == len(rejects) > 0
+    by_id = {}
+    for r in rejects:
+        by_id.setdefault(r["annotation_id"], set()).add(r["reason"])
+    for ann_id, reason in expected.items():
+        assert reason in by_id.get(ann_id, set()), (ann_id, reason, by_id.get(ann_id))
+    reasons = {r["reason"] for r in rejects}
+    assert {"frame_missing", "frame_unreadable"} <= reasons
+    assert all(r["detail"] for r in rejects)
+    assert verify_output(str(out)) == []
+    # Everything else still went through.
+    assert c["instances_written"] > 0.7 * c["instances_in"]
+    table = read_instances(str(out))
+    assert not set(expected) & set(np.asarray(table.column("annotation_id")).tolist())
