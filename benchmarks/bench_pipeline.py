@@ -1,0 +1,201 @@
+"""Throughput of the ``run`` pipeline against its flow estimator alone, on real 720p video.
+
+Measures, in one process and one run (the machines are noisy, so compare ratios):
+
+1. ``estimator``: pairs/s of the estimator alone on frames already decoded in memory, over exactly
+   the directed pairs the pipeline will compute;
+2. ``pipeline``: pairs/s of the whole ``run`` pipeline (plan, decode from the video file, flow,
+   forward-backward check, propagation, crops, crop flows, Parquet/HDF5 writing, manifest) on
+   the same frames with the same number of workers (``flows_computed / wall time``);
+3. their ratio (goal >= 0.85) and the peak RSS of this process and of its children.
+
+Input: ``../shared/data/video/street_people_720p.avi`` (1280x720). The annotations are made up
+here: every 8th frame "labelled" with ``--people`` boxes carrying 100 DensePose points each (the
+numbers of a real DensePose-PoseTrack frame); the estimator does not care what the labels are.
+
+    python benchmarks/bench_pipeline.py [--frames 48] [--workers 1] [--estimator dis]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from dptrack_pipeline.config import PropagateConfig  # noqa: E402
+from dptrack_pipeline.flow.registry import create_estimator  # noqa: E402
+from dptrack_pipeline.frames.sources import iter_video_frames  # noqa: E402
+from dptrack_pipeline.planning import plan_windows  # noqa: E402
+
+DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "street_people_720p.avi"
+
+
+def make_annotations(path: Path, video: Path, frames: int, people: int, seed: int = 0) -> list[int]:
+    """A DensePose-PoseTrack JSON whose frames are frames of ``video`` (resolved as
+    ``<frames_root>/<video stem>.avi``); returns the labelled frame positions."""
+    rng = np.random.default_rng(seed)
+    width, height = 1280, 720
+    images, annotations = [], []
+    labelled = list(range(4, frames, 8))
+    for i in range(frames):
+        images.append(
+            {
+                "id": 1000 + i,
+                "file_name": f"{video.stem}/{i:06d}.jpg",
+                "width": width,
+                "height": height,
+                "vid_id": 1,
+                "frame_id": 10000 + i,
+                "nframes": frames,
+                "is_labeled": i in labelled,
+            }
+        )
+        if i not in labelled:
+            continue
+        for p in range(people):
+            x0 = 100 + p * (width - 300) / max(people, 1)
+            box = [float(x0), 150.0, 220.0, 480.0]
+            n = 100
+            annotations.append(
+                {
+                    "id": 100000 + 100 * i + p,
+                    "image_id": 1000 + i,
+                    "track_id": p,
+                    "category_id": 1,
+                    "iscrowd": 0,
+                    "bbox": box,
+                    "area": box[2] * box[3],
+                    "keypoints": [0.0] * 51,
+                    "dp_x": rng.uniform(5, 251, n).tolist(),
+                    "dp_y": rng.uniform(5, 251, n).tolist(),
+                    "dp_I": rng.integers(1, 25, n).astype(float).tolist(),
+                    "dp_U": rng.uniform(0, 1, n).tolist(),
+                    "dp_V": rng.uniform(0, 1, n).tolist(),
+                }
+            )
+    path.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1}]})
+    )
+    return labelled
+
+
+def _flow_chunk(args: tuple[str, dict, list[tuple[np.ndarray, np.ndarray]]]) -> int:
+    name, options, pairs = args
+    est = create_estimator(name, **options)
+    est.setup()
+    for a, b in pairs:
+        est.estimate_batch([(a, b)])
+    return len(pairs)
+
+
+def bench_estimator(
+    name: str, options: dict, frames: dict[int, np.ndarray], pairs: list, workers: int
+) -> float:
+    """Pairs/s of the estimator alone over ``pairs`` on decoded frames."""
+    work = [(frames[a], frames[b]) for a, b in pairs]
+    if workers == 1:
+        est = create_estimator(name, **options)
+        est.setup()
+        est.estimate_batch(work[:1])  # warm-up
+        t0 = time.perf_counter()
+        for pair in work:
+            est.estimate_batch([pair])
+        return len(work) / (time.perf_counter() - t0)
+    chunks = [(name, options, work[i::workers]) for i in range(workers)]
+    with Pool(workers) as pool:
+        pool.map(_flow_chunk, [(name, options, work[:1])] * workers)  # warm-up
+        t0 = time.perf_counter()
+        done = sum(pool.map(_flow_chunk, chunks))
+        return done / (time.perf_counter() - t0)
+
+
+def bench_pipeline(
+    annotations: Path, frames_root: Path, out: Path, name: str, options: dict, workers: int
+) -> tuple[float, dict]:
+    """Pairs/s of the whole pipeline (DirectRunner), and its counters."""
+    from pipelines.propagate import run
+
+    config = PropagateConfig(
+        annotations=str(annotations),
+        frames_root=str(frames_root),
+        out=str(out),
+        estimator=name,
+        estimator_options=options,
+        num_shards=max(1, workers),
+    )
+    args = [f"--direct_num_workers={workers}"]
+    if workers > 1:
+        args.append("--direct_running_mode=multi_processing")
+    t0 = time.perf_counter()
+    run(config, args)
+    wall = time.perf_counter() - t0
+    info = json.loads((out / "dataset_info.json").read_text())
+    return info["counters"]["flows_computed"] / wall, info["counters"]
+
+
+def peak_rss_mb() -> tuple[float, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own, children
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
+    parser.add_argument("--frames", type=int, default=48, help="frames of the video to use")
+    parser.add_argument("--people", type=int, default=3, help="labelled people per frame")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--estimator", default="dis")
+    parser.add_argument("--preset", default=None, help="DIS preset (ultrafast|fast|medium)")
+    parser.add_argument("--out", type=Path, default=None, help="keep the shards here")
+    args = parser.parse_args()
+    if not args.video.exists():
+        sys.exit(f"{args.video} not found: this benchmark reads ../shared/data")
+    options = {"preset": args.preset} if args.preset else {}
+
+    tmp = Path(tempfile.mkdtemp(prefix="dptrack_bench_"))
+    annotations = tmp / "annotations.json"
+    labelled = make_annotations(annotations, args.video, args.frames, args.people)
+    windows = plan_windows("1", args.frames, labelled, 3)
+    pairs = [p for w in windows for p in w.pairs]
+    needed = sorted({f for w in windows for f in w.frames})
+    frames = {
+        i: img for i, img in iter_video_frames(str(args.video), 0, needed[-1] + 1) if i in needed
+    }
+    est_rate = bench_estimator(args.estimator, options, frames, pairs, args.workers)
+    del frames
+    out = args.out or tmp / "shards"
+    out.mkdir(parents=True, exist_ok=True)
+    pipe_rate, counters = bench_pipeline(
+        annotations, args.video.parent, out, args.estimator, options, args.workers
+    )
+    own, children = peak_rss_mb()
+    h5 = sum(f.stat().st_size for f in out.glob("dense-*.h5")) / 1e6
+    print(f"video: {args.video.name} 1280x720, {args.frames} frames, {len(labelled)} labelled")
+    print(f"estimator: {args.estimator} {options or ''}  workers: {args.workers}")
+    print(
+        f"pairs: {len(pairs)}  instances written: {counters['instances_written']}  "
+        f"dense HDF5: {h5:.1f} MB"
+    )
+    print(f"estimator alone : {est_rate:7.2f} pairs/s")
+    print(f"whole pipeline  : {pipe_rate:7.2f} pairs/s")
+    print(f"ratio           : {pipe_rate / est_rate:7.3f}  (goal >= 0.85)")
+    print(f"peak RSS        : {own:7.0f} MB (this process), {children:.0f} MB (largest child)")
+    if counters["flows_computed"] != len(pairs):
+        print(
+            f"WARNING: pipeline computed {counters['flows_computed']} flows, planned {len(pairs)}"
+        )
+
+
+if __name__ == "__main__":
+    main()

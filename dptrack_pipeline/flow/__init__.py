@@ -1,0 +1,38 @@
+"""Optical flow: estimators registered by name, sampling and warping, the forward-backward check,
+flow file formats and accuracy metrics.
+
+Importing this package registers the built-in estimators (``"dis"``, ``"farneback"``).
+"""
+
+from dptrack_pipeline.flow import opencv as _opencv  # noqa: F401  (registers the estimators)
+from dptrack_pipeline.flow.consistency import (
+    DEFAULT_FB_THRESHOLD,
+    PointTrack,
+    compose_flows,
+    forward_backward_error_map,
+    forward_backward_valid_mask,
+    track_points,
+)
+from dptrack_pipeline.flow.registry import (
+    FlowEstimator,
+    available_estimators,
+    create_estimator,
+    register_estimator,
+)
+from dptrack_pipeline.flow.sampling import points_inside, sample_bilinear, warp_backward
+
+__all__ = [
+    "DEFAULT_FB_THRESHOLD",
+    "FlowEstimator",
+    "PointTrack",
+    "available_estimators",
+    "compose_flows",
+    "create_estimator",
+    "forward_backward_error_map",
+    "forward_backward_valid_mask",
+    "points_inside",
+    "register_estimator",
+    "sample_bilinear",
+    "track_points",
+    "warp_backward",
+]
