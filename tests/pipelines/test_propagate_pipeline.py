@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import apache_beam as beam
-import numpy as np
 import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
@@ -95,12 +94,18 @@ def test_rows_have_the_promised_columns_and_conventions(good_run: tuple[Path, di
 def test_accuracy_against_exact_truth(good_run: tuple[Path, dict], synth_dir: Path) -> None:
     out, _ = good_run
     score = score_propagation(read_instances(str(out)), str(synth_dir))
-    for k in (1, 2, 3):
+    # Measured once (seed 3, 2 videos x 16 frames, DIS medium, 5 px): median error 0.64 / 1.05 /
+    # 1.85 px, precision 0.85 / 0.69 / 0.56, recall 1.00 / 0.98 / 0.90 for |k| = 1 / 2 / 3.
+    # Bounds leave room for OpenCV builds; the ordering in k is the physics (error grows with k).
+    bounds = {1: (1.0, 0.75, 0.95), 2: (1.5, 0.6, 0.9), 3: (2.5, 0.45, 0.8)}
+    for k, (max_median, min_precision, min_recall) in bounds.items():
         s = score["per_offset"][k]
-        # Measured (seed 3, 2 videos x 16 frames, DIS medium): see README "Accuracy" table.
-        assert s["median_error_px"] < 1.5, s
-        assert s["precision"] > 0.8, s
-        assert s["recall"] > 0.5, s
+        assert s["n_missing_targets"] == 0, s
+        assert s["median_error_px"] < max_median, s
+        assert s["precision"] > min_precision, s
+        assert s["recall"] > min_recall, s
+    per = score["per_offset"]
+    assert per[1]["median_error_px"] < per[2]["median_error_px"] < per[3]["median_error_px"]
 
 
 def test_two_runs_are_byte_identical(
@@ -176,7 +181,14 @@ def test_bad_input_is_set_aside_and_counters_add_up(synth_dir: Path, tmp_path: P
     assert {"frame_missing", "frame_unreadable"} <= reasons
     assert all(r["detail"] for r in rejects)
     assert verify_output(str(out)) == []
-    # Everything else still went through.
-    assert c["instances_written"] > 0.7 * c["instances_in"]
-    table = read_instances(str(out))
-    assert not set(expected) & set(np.asarray(table.column("annotation_id")).tolist())
+    # Everything else still went through: each valid source is written with its 6 targets,
+    # except targets on the broken frames, which are rejected for that reason alone.
+    rows = read_instances(str(out)).to_pylist()
+    assert not set(expected) & {r["annotation_id"] for r in rows}
+    valid_sources = {r["annotation_id"] for r in rows if r["offset"] == 0}
+    assert valid_sources
+    for ann_id in valid_sources:
+        written = [r for r in rows if r["annotation_id"] == ann_id]
+        rejected = [r for r in rejects if r["annotation_id"] == ann_id]
+        assert len(written) + len(rejected) == 7
+        assert {r["reason"] for r in rejected} <= {"frame_missing", "frame_unreadable"}
