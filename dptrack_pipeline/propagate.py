@@ -27,9 +27,11 @@ What moves and how:
   clamped to ``[1/1.5, 1.5]`` (people do not change size by 50% in 3 frames).
 
 Crops and crop flows use the convention of :mod:`dptrack_pipeline.shards` (``dense.v1``): crop
-pixel ``(c, r)`` of an ``S x S`` crop of box ``(x0, y0, w, h)`` has its centre at frame pixel
-``(x0 + (c + 0.5) * w / S - 0.5, y0 + (r + 0.5) * h / S - 0.5)``, i.e. the crop samples the box's
-area exactly like the 256 grid does (grid cell centres at ``(j + 0.5) / 256``).
+pixel ``(c, r)`` of an ``S x S`` crop of box ``(x0, y0, w, h)`` has its centre at frame point
+``(x0 + (c + 0.5) * w / S, y0 + (r + 0.5) * h / S)``, i.e. the crop samples the box exactly where
+the 256 grid of the part masks does (cell centres at ``(j + 0.5) / 256``): for ``S = 256`` crop
+pixel ``(c, r)`` is mask cell ``(r, c)``, and a DensePose point sits at crop pixel
+``(dp_x * S / 256 - 0.5, dp_y * S / 256 - 0.5)``.
 """
 
 from __future__ import annotations
@@ -317,7 +319,7 @@ def crop_affine(box: Box, size: int) -> np.ndarray:
     """The ``2 x 3`` affine matrix mapping crop pixel ``(c, r)`` to frame pixel ``(x, y)``."""
     x0, y0, w, h = box
     sx, sy = w / size, h / size
-    return np.array([[sx, 0.0, x0 + 0.5 * sx - 0.5], [0.0, sy, y0 + 0.5 * sy - 0.5]])
+    return np.array([[sx, 0.0, x0 + 0.5 * sx], [0.0, sy, y0 + 0.5 * sy]])
 
 
 def crop_pixel_centres(box: Box, size: int) -> np.ndarray:

@@ -160,10 +160,14 @@ def test_propagate_person_returns_none_when_nothing_survives() -> None:
     assert out is None
 
 
-def test_crop_image_matches_pixels_at_unit_scale() -> None:
-    img = np.random.default_rng(2).integers(0, 255, (H, W, 3), dtype=np.uint8)
-    crop = crop_image(img, (30.0, 20.0, 32.0, 32.0), 32)
-    np.testing.assert_array_equal(crop, img[20:52, 30:62])
+def test_crop_samples_the_box_at_grid_cell_centres() -> None:
+    # A ramp image: value = x + 1000 y, so a bilinear sample returns its own position.
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    ramp = np.dstack([xs, ys, xs + ys])
+    crop = crop_image(ramp, (30.0, 20.0, 32.0, 64.0), 16)
+    c = np.arange(16, dtype=np.float32)
+    np.testing.assert_allclose(crop[0, :, 0], 30.0 + (c + 0.5) * 2.0, atol=1e-3)
+    np.testing.assert_allclose(crop[:, 0, 1], 20.0 + (c + 0.5) * 4.0, atol=1e-3)
 
 
 def test_crop_flow_is_zero_when_the_box_follows_a_translation() -> None:

@@ -1,0 +1,84 @@
+"""Output shards: schemas, naming, hashing, atomic writes, Parquet/HDF5 writers, manifest, readers.
+
+One module per question, after TensorFlow Datasets' writer/shuffle/hashing/naming split:
+
+* :mod:`~dptrack_pipeline.shards.schema` - what is in each file (loads ``schemas/``).
+* :mod:`~dptrack_pipeline.shards.naming` - how a shard file is named.
+* :mod:`~dptrack_pipeline.shards.hashing` - which shard an example goes to; file digests.
+* :mod:`~dptrack_pipeline.shards.atomic` - how a file is written all-or-nothing.
+* :mod:`~dptrack_pipeline.shards.hdf5_writer` - how dense arrays are laid out in HDF5.
+* :mod:`~dptrack_pipeline.shards.parquet_writer` - how one shard (table + arrays) is written.
+* :mod:`~dptrack_pipeline.shards.manifest` - what ``dataset_info.json`` records.
+* :mod:`~dptrack_pipeline.shards.reader` - how a folder is read back and verified.
+
+A folder produced with ``num_shards = n`` holds ``instances-i-of-n.parquet``,
+``dense-i-of-n.h5`` and ``rejects-i-of-n.parquet`` for every ``i < n``, plus ``dataset_info.json``.
+"""
+
+from dptrack_pipeline.shards.atomic import atomic_write
+from dptrack_pipeline.shards.hashing import file_digest, shard_for_key, stable_hash
+from dptrack_pipeline.shards.manifest import (
+    REQUIRED_COUNTERS,
+    build_dataset_info,
+    read_dataset_info,
+    validate_dataset_info,
+    write_dataset_info,
+)
+from dptrack_pipeline.shards.naming import (
+    PREFIX_DENSE,
+    PREFIX_INSTANCES,
+    PREFIX_REJECTS,
+    parse_shard_filename,
+    shard_filename,
+)
+from dptrack_pipeline.shards.parquet_writer import (
+    RECORD_SORT_KEY,
+    ShardRecord,
+    write_instance_shard,
+    write_rejects_shard,
+)
+from dptrack_pipeline.shards.reader import (
+    DenseReader,
+    SchemaMismatchError,
+    list_shards,
+    read_instances,
+    read_rejects,
+    verify_output,
+)
+from dptrack_pipeline.shards.schema import (
+    SCHEMA_VERSION,
+    load_hdf5_schema,
+    load_json_schema,
+    load_parquet_schema,
+)
+
+__all__ = [
+    "PREFIX_DENSE",
+    "PREFIX_INSTANCES",
+    "PREFIX_REJECTS",
+    "RECORD_SORT_KEY",
+    "REQUIRED_COUNTERS",
+    "SCHEMA_VERSION",
+    "DenseReader",
+    "SchemaMismatchError",
+    "ShardRecord",
+    "atomic_write",
+    "build_dataset_info",
+    "file_digest",
+    "list_shards",
+    "load_hdf5_schema",
+    "load_json_schema",
+    "load_parquet_schema",
+    "parse_shard_filename",
+    "read_dataset_info",
+    "read_instances",
+    "read_rejects",
+    "shard_filename",
+    "shard_for_key",
+    "stable_hash",
+    "validate_dataset_info",
+    "verify_output",
+    "write_dataset_info",
+    "write_instance_shard",
+    "write_rejects_shard",
+]

@@ -1,0 +1,135 @@
+"""schemas/ loads, is documented, and turns into the Arrow schemas the writers use."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pyarrow as pa
+import pytest
+
+from dptrack_pipeline.shards import schema as schema_mod
+from dptrack_pipeline.shards.schema import (
+    SCHEMA_VERSION,
+    arrow_type_to_string,
+    load_document,
+    load_hdf5_schema,
+    load_json_schema,
+    load_parquet_schema,
+    parse_arrow_type,
+    resolve_shape,
+    schema_differences,
+)
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+INSTANCE_COLUMNS = [
+    "video_id", "frame_id", "frame_index", "image_file", "image_id", "track_id", "annotation_id",
+    "source_frame_id", "source_frame_index", "offset", "bbox", "box_source", "keypoints", "dp_x",
+    "dp_y", "dp_I", "dp_U", "dp_V", "dp_source_index", "dp_masks", "crop_box", "dense_file",
+    "crop_index", "flow_index", "flow_valid_fraction", "estimator", "fb_threshold", "points_in",
+    "points_dropped_fb", "points_dropped_outside",
+]  # fmt: skip
+
+
+def test_every_schema_file_is_json_and_versioned():
+    names = sorted(p.name for p in SCHEMA_DIR.glob("*.json"))
+    assert names == [
+        "dataset_info.v1.json",
+        "dense.v1.json",
+        "instances.v1.json",
+        "rejects.v1.json",
+    ]
+    for name in ("instances", "rejects", "dense"):
+        doc = load_document(name)
+        assert doc["name"] == name and doc["version"] == SCHEMA_VERSION
+        assert doc["description"]
+
+
+def test_instances_columns_order_types_and_docs():
+    columns = load_document("instances")["columns"]
+    assert [c["name"] for c in columns] == INSTANCE_COLUMNS
+    for column in columns:
+        assert column["description"].strip(), column["name"]
+        assert isinstance(column["nullable"], bool)
+        parse_arrow_type(column["type"])  # every type string parses
+    schema = load_parquet_schema("instances")
+    assert schema.names == INSTANCE_COLUMNS
+    assert schema.field("bbox").type == pa.list_(pa.float32(), 4)
+    assert schema.field("dp_I").type == pa.list_(pa.uint8())
+    assert schema.field("dp_masks").type == pa.list_(pa.string())
+    assert schema.field("frame_index").type == pa.int32()
+    assert schema.field("flow_valid_fraction").type == pa.float32()
+    assert schema.field("dp_x").metadata[b"description"].startswith(b"DensePose point x")
+    assert schema.metadata[b"dptrack.schema"] == b"instances"
+
+
+def test_rejects_columns():
+    schema = load_parquet_schema("rejects")
+    assert schema.names == [
+        "reason", "detail", "stage", "annotation_id", "video_id", "frame_id", "track_id", "offset"
+    ]  # fmt: skip
+    assert schema.field("offset").type == pa.int32()
+    assert all(f.metadata[b"description"] for f in schema)
+
+
+def test_dense_schema_layout():
+    doc = load_hdf5_schema("dense")
+    by_name = {d["name"]: d for d in doc["datasets"]}
+    assert by_name["crops"]["shape"] == ["N", "S", "S", 3] and by_name["crops"]["dtype"] == "uint8"
+    assert by_name["flows"]["shape"] == ["M", "S", "S", 2]
+    assert by_name["valid"]["shape"] == ["M", "S", "S"]
+    for spec in doc["datasets"]:
+        assert spec["chunks"][0] == 1  # one instance per chunk
+        assert spec["compression"] == "gzip" and spec["compression_opts"] == 4
+        assert spec["description"]
+    assert by_name["flows"]["shuffle"] is True
+    assert {a["name"] for a in doc["attrs"]} >= {"schema_version", "crop_size", "num_crops"}
+    assert resolve_shape(by_name["crops"]["shape"], {"N": 5, "S": 8}) == (5, 8, 8, 3)
+    with pytest.raises(KeyError, match="'M'"):
+        resolve_shape(by_name["flows"]["shape"], {"N": 5, "S": 8})
+
+
+def test_dataset_info_schema_is_valid_draft_2020_12():
+    doc = load_json_schema("dataset_info")
+    assert doc["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(doc)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["string", "int64", "int32", "float32", "bool", "uint8", "list<float32>", "list<int32>",
+     "list<uint8>", "list<string>", "fixed_size_list<float32>[4]", "list<list<int64>>"],
+)  # fmt: skip
+def test_arrow_type_strings_round_trip(text):
+    assert arrow_type_to_string(parse_arrow_type(text)) == text
+
+
+@pytest.mark.parametrize("text", ["float", "list<float32", "fixed_size_list<float32>[0]", "map"])
+def test_bad_arrow_type_strings_fail(text):
+    with pytest.raises(ValueError):
+        parse_arrow_type(text)
+
+
+def test_schema_differences_names_every_problem():
+    expected = load_parquet_schema("rejects")
+    assert schema_differences(expected, expected) == []
+    fields = [expected.field(n) for n in expected.names if n != "stage"]
+    fields[-1] = pa.field("offset", pa.int64(), nullable=False)
+    fields.append(pa.field("bonus", pa.string()))
+    problems = schema_differences(pa.schema(fields), expected)
+    text = "; ".join(problems)
+    assert "missing columns ['stage']" in text
+    assert "unexpected columns ['bonus']" in text
+    assert "column 'offset' has type int64, expected int32" in text
+
+
+def test_fallback_to_repo_folder_when_package_is_absent(monkeypatch):
+    monkeypatch.setattr(schema_mod, "SCHEMA_PACKAGE", "dptrack_no_such_package")
+    schema_mod._load_document.cache_clear()
+    try:
+        doc = schema_mod.load_document("rejects")
+    finally:
+        schema_mod._load_document.cache_clear()
+    assert doc == json.loads((SCHEMA_DIR / "rejects.v1.json").read_text())
