@@ -41,8 +41,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dptrack_pipeline.flow.consistency import track_points
-from dptrack_pipeline.flow.sampling import points_inside
+from dptrack_pipeline.flow.consistency import track_grid, track_points
 from dptrack_pipeline.structures import DP_GRID, dp_to_pixels, pixels_to_dp
 
 Box = tuple[float, float, float, float]
@@ -156,9 +155,8 @@ def warp_part_labels(
         ``(256, 256)`` uint8 label map on ``target_box``.
     """
     grid = labels.shape[0]
-    q = grid_cell_centres(target_box, grid).reshape(-1, 2)
     # The round trip starts in the target frame, so the roles of the flows swap.
-    back = track_points(q, flow_bwd, flow_fwd)
+    back = track_grid(grid_cell_centres(target_box, grid), flow_bwd, flow_fwd)
     ok = back.inside & (back.error <= fb_threshold)
     sx0, sy0, sw, sh = source_box
     col = np.floor((back.moved[:, 0] - sx0) / sw * grid).astype(np.int64)
@@ -361,15 +359,19 @@ def crop_flow(
         ``(size, size)`` bool: the source pixel is inside the source frame, the point lands
         inside the target frame and the forward-backward check passes.
     """
-    centres = crop_pixel_centres(source_box, size).reshape(-1, 2)
+    centres = crop_pixel_centres(source_box, size)
     height, width = flow_fwd.shape[:2]
-    track = track_points(centres, flow_fwd, flow_bwd)
-    inv = cv2.invertAffineTransform(crop_affine(target_box, size))
-    moved = track.moved.astype(np.float64)
-    tc = inv[0, 0] * moved[:, 0] + inv[0, 2]
-    tr = inv[1, 1] * moved[:, 1] + inv[1, 2]
-    grid = np.arange(size, dtype=np.float64)
-    cc, rr = np.meshgrid(grid, grid)
-    flow = np.stack([tc.reshape(size, size) - cc, tr.reshape(size, size) - rr], axis=-1)
-    valid = points_inside(centres, width, height) & track.inside & (track.error <= fb_threshold)
-    return flow.astype(np.float32), valid.reshape(size, size)
+    track = track_grid(centres, flow_fwd, flow_bwd)
+    # Target-crop coordinates of the moved points, minus the source-crop pixel grid.
+    tx0, ty0, tw, th = target_box
+    moved = track.moved.reshape(size, size, 2)
+    c = np.arange(size, dtype=np.float32)
+    flow = np.empty((size, size, 2), np.float32)
+    flow[..., 0] = (moved[..., 0] - tx0) * (size / tw) - 0.5 - c[None, :]
+    flow[..., 1] = (moved[..., 1] - ty0) * (size / th) - 0.5 - c[:, None]
+    gx, gy = centres[0, :, 0], centres[:, 0, 1]  # the grid is separable
+    inside_source = ((gx >= 0) & (gx <= width - 1))[None, :] & ((gy >= 0) & (gy <= height - 1))[
+        :, None
+    ]
+    valid = inside_source & (track.inside & (track.error <= fb_threshold)).reshape(size, size)
+    return flow, valid

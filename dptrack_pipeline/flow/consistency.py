@@ -29,6 +29,7 @@ from dptrack_pipeline.flow.sampling import (
     pixel_grid,
     points_inside,
     sample_bilinear,
+    sample_grid,
 )
 
 DEFAULT_FB_THRESHOLD = 5.0
@@ -80,6 +81,25 @@ def track_points(points: np.ndarray, flow_fwd: np.ndarray, flow_bwd: np.ndarray)
     if pts.ndim != 2 or pts.shape[1] != 2:
         raise ValueError(f"points must have shape (N, 2) as (x, y), got {pts.shape}")
     return _track(pts, sample_bilinear(flow_fwd, pts), flow_bwd)
+
+
+def track_grid(grid: np.ndarray, flow_fwd: np.ndarray, flow_bwd: np.ndarray) -> PointTrack:
+    """:func:`track_points` for a dense ``(h, w, 2)`` grid of points (e.g. a crop's pixel centres),
+    read with :func:`~dptrack_pipeline.flow.sampling.sample_grid` (``cv2.remap``, 1/32 px).
+
+    Returns:
+        A :class:`PointTrack` over the ``h * w`` points in row-major order.
+    """
+    flow_fwd, flow_bwd = _check_pair(flow_fwd, flow_bwd)
+    grid = np.asarray(grid, dtype=np.float32)
+    if grid.ndim != 3 or grid.shape[2] != 2:
+        raise ValueError(f"grid must have shape (h, w, 2) as (x, y), got {grid.shape}")
+    moved = grid + sample_grid(flow_fwd, grid)
+    miss = moved + sample_grid(flow_bwd, moved) - grid
+    error = np.hypot(miss[..., 0], miss[..., 1]).reshape(-1)
+    moved = moved.reshape(-1, 2)
+    inside = points_inside(moved, flow_bwd.shape[1], flow_bwd.shape[0])
+    return PointTrack(moved=moved, error=error.astype(np.float32), inside=inside)
 
 
 def _track(points: np.ndarray, displacement: np.ndarray, flow_bwd: np.ndarray) -> PointTrack:

@@ -1,7 +1,7 @@
 """How are a shard's dense arrays (crops, flows, validity masks) laid out in HDF5?
 
 One HDF5 file per shard, ``dense-SSSSS-of-NNNNN.h5``, with the three datasets of
-``schemas/dense.v1.json``: ``crops`` ``(N, S, S, 3)`` uint8 RGB, ``flows`` ``(M, S, S, 2)`` float32
+``schemas/dense.v1.json``: ``crops`` ``(N, S, S, 3)`` uint8 RGB, ``flows`` ``(M, S, S, 2)`` float16
 and ``valid`` ``(M, S, S)`` uint8. The datasets are created **from the schema document** (dtype,
 shape, chunks, filters), so the JSON stays the single source of truth.
 
@@ -13,15 +13,18 @@ Layout choices (measured once during development on 36 real 256x256 crops of Pos
 with OpenCV DIS flows between consecutive crops; write times are the best of 3 on one core):
 
 * **One chunk per instance** (``(1, S, S, C)``): a random read decompresses exactly one instance.
-* **gzip level 4**: gzip (deflate) is the one compression filter built into every HDF5
+* **gzip level 1**: gzip (deflate) is the one compression filter built into every HDF5
   distribution (lzf is h5py-only, blosc/zstd need plugins), so any reader can open the files.
-  Level 4 stored the sample at 1.77x overall, against 1.74x for level 1 and 1.79x for levels 6
-  and 9, writing 16.9 ms per instance against 14.5 (level 1), 19.1 (level 6) and 29.3 (level 9):
-  within about 1% of the best size for most of the speed, and compression is most of the shard
-  writer's time. Reading took 3-5 ms per instance at every level.
-* **Byte shuffle on ``flows`` only**: shuffling the bytes of float32 values groups the similar
-  exponent bytes and raised the flow ratio from 1.13x to 1.43x; on 1-byte types it is the identity,
-  so ``crops`` and ``valid`` do not carry it.
+  On 21 real 256x256 instances (720p street video, DIS crop flows) level 1 wrote 10.4 ms per
+  instance at 4.93 MB against 12.8 ms at 4.69 MB for level 4; lzf was 8.0 ms at 5.68 MB and no
+  compression 1.8 ms at 10.0 MB. Writing is the pipeline's largest cost after the flow itself,
+  so the faster level wins (``benchmarks/bench_pipeline.py``).
+* **float16 flows**: half the bytes and about 35% less write time than float32 (8.74 -> 4.69 MB
+  at level 4); the spacing of float16 is 1/64 crop pixel below 32 px and 1/8 below 256 px, far
+  under the accuracy of any flow estimator. Readers widen to float32.
+* **Byte shuffle on ``flows`` only**: shuffling the bytes of the floats groups the similar
+  exponent bytes and improves the flow ratio; on 1-byte types it is the identity, so ``crops``
+  and ``valid`` do not carry it.
 
 Determinism: two writes of the same arrays give the same bytes. HDF5 stores object modification
 times unless told not to (``track_times=False``), its on-disk format depends on the library unless
@@ -60,7 +63,8 @@ def check_crop(crop: np.ndarray, crop_size: int, what: str = "crop") -> np.ndarr
 
 
 def check_flow(flow: np.ndarray, crop_size: int, what: str = "flow") -> np.ndarray:
-    """Check a crop flow: ``(S, S, 2)`` floating, channel 0 = x. Returns it as float32."""
+    """Check a crop flow: ``(S, S, 2)`` floating, channel 0 = x. Returns it as float32 (the
+    writer narrows to the schema's dtype when storing)."""
     arr = np.asarray(flow)
     if arr.shape != (crop_size, crop_size, 2) or arr.dtype.kind != "f":
         raise ValueError(

@@ -224,8 +224,8 @@ class DenseReader:
         """Flow ``index`` of ``dense_file``.
 
         Returns:
-            ``(flow, valid)``: ``(S, S, 2)`` float32 (source crop to target crop, target-crop
-            pixels, channel 0 = x) and ``(S, S)`` bool.
+            ``(flow, valid)``: ``(S, S, 2)`` float32 (stored as float16; source crop to target
+            crop, target-crop pixels, channel 0 = x) and ``(S, S)`` bool.
 
         Raises:
             ValueError: for ``index == -1`` (a source row has no flow).
@@ -236,7 +236,7 @@ class DenseReader:
         fh = self._h5(dense_file)
         flow = self._row(fh[FLOWS], index, f"{dense_file} flow")
         valid = self._row(fh[VALID], index, f"{dense_file} valid")
-        return flow, valid.astype(bool)
+        return flow.astype(np.float32), valid.astype(bool)
 
 
 # --------------------------------------------------------------------------- verification

@@ -82,7 +82,7 @@ def test_dense_schema_layout():
     assert by_name["valid"]["shape"] == ["M", "S", "S"]
     for spec in doc["datasets"]:
         assert spec["chunks"][0] == 1  # one instance per chunk
-        assert spec["compression"] == "gzip" and spec["compression_opts"] == 4
+        assert spec["compression"] == "gzip" and spec["compression_opts"] == 1
         assert spec["description"]
     assert by_name["flows"]["shuffle"] is True
     assert {a["name"] for a in doc["attrs"]} >= {"schema_version", "crop_size", "num_crops"}

@@ -1,0 +1,111 @@
+"""The ``dptrack-build`` command line: every command end to end on a tiny synth set.
+
+``run`` gets ``--runner FnApiRunner``, an option it does not know itself: that also checks that
+unknown options reach Beam's PipelineOptions.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dptrack_pipeline.cli import main
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "synth"
+    result = CliRunner().invoke(
+        main, ["synth", str(out), "--videos", "1", "--frames", "12", "--seed", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "annotations.json").exists() and (out / "truth").is_dir()
+    return out
+
+
+def invoke(*args: str) -> object:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def run_args(synth: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "run", "--annotations", str(synth / "annotations.json"), "--frames-root", str(synth),
+        "--out", str(out), "--crop-size", "32", "--no-progress", "--runner", "FnApiRunner",
+        *extra,
+    ]  # fmt: skip
+
+
+def test_help_teaches_every_command() -> None:
+    for cmd in ([], ["run"], ["inspect"], ["validate"], ["synth"], ["score"]):
+        result = invoke(*cmd, "--help")
+        assert result.exit_code == 0 and "Usage" in result.output
+    assert "PipelineOptions" in invoke("run", "--help").output
+
+
+def test_run_inspect_score(synth: Path, tmp_path: Path) -> None:
+    out = tmp_path / "shards"
+    result = invoke(*run_args(synth, out, "--estimator-option", "preset=fast"))
+    assert result.exit_code == 0, result.output
+    assert "instances" in result.output and "0 rejected" in result.output
+    info = json.loads((out / "dataset_info.json").read_text())
+    assert info["estimator_params"]["preset"] == "fast"
+
+    result = invoke("inspect", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["problems"] == [] and summary["rejects"] == {}
+    assert {o["offset"] for o in summary["offsets"]} == {-3, -2, -1, 0, 1, 2, 3}
+
+    render = tmp_path / "render"
+    result = invoke("inspect", str(out), "--render", str(render), "--max-render", "2")
+    assert result.exit_code == 0, result.output
+    assert "counters add up" in result.output
+    assert len(list(render.glob("*_overlay.png"))) == 2
+    assert len(list(render.glob("*_crops_flow.png"))) == 2
+
+    result = invoke("score", str(out), "--truth", str(synth))
+    assert result.exit_code == 0, result.output
+    assert "median" in result.output and "precision" in result.output
+
+
+def test_run_refuses_to_overwrite_without_flag(synth: Path, tmp_path: Path) -> None:
+    out = tmp_path / "shards"
+    assert invoke(*run_args(synth, out, "--offsets", "1")).exit_code == 0
+    result = invoke(*run_args(synth, out, "--offsets", "1"))
+    assert result.exit_code != 0 and "--overwrite" in result.output
+    result = invoke(*run_args(synth, out, "--offsets", "1", "--overwrite", "--num-shards", "1"))
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("instances-*"))) == 1
+
+
+def test_run_rejects_unknown_estimator_and_bad_option(synth: Path, tmp_path: Path) -> None:
+    result = invoke(*run_args(synth, tmp_path / "a", "--estimator", "raft"))
+    assert result.exit_code != 0 and "available: " in result.output
+    result = invoke(*run_args(synth, tmp_path / "b", "--estimator-option", "nonsense=1"))
+    assert result.exit_code != 0 and "nonsense" in result.output
+    assert not (tmp_path / "b").exists()  # nothing written before the options were checked
+
+
+def test_validate_lists_problems_and_exits_nonzero(synth: Path, tmp_path: Path) -> None:
+    assert invoke("validate", str(synth / "annotations.json")).exit_code == 0
+    data = json.loads((synth / "annotations.json").read_text())
+    labelled = [a for a in data["annotations"] if a.get("dp_x")]
+    labelled[0]["dp_I"][2] = 40
+    labelled[1]["dp_V"] = labelled[1]["dp_V"][:-3]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    result = invoke("validate", str(bad))
+    assert result.exit_code == 1
+    assert (
+        f"annotation {labelled[0]['id']}" in result.output and "dp_I_out_of_range" in result.output
+    )
+    assert (
+        f"annotation {labelled[1]['id']}" in result.output and "dp_length_mismatch" in result.output
+    )
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    result = invoke("validate", str(broken))
+    assert result.exit_code != 0 and "broken.json" in result.output
