@@ -13,7 +13,7 @@ Input: ``../shared/data/video/street_people_720p.avi`` (1280x720). The annotatio
 here: every 8th frame "labelled" with ``--people`` boxes carrying 100 DensePose points each (the
 numbers of a real DensePose-PoseTrack frame); the estimator does not care what the labels are.
 
-    python benchmarks/bench_pipeline.py [--frames 48] [--workers 1] [--estimator dis]
+    python benchmarks/bench_pipeline.py [--frames 205] [--workers 1] [--estimator dis]
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def peak_rss_mb() -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
-    parser.add_argument("--frames", type=int, default=48, help="frames of the video to use")
+    parser.add_argument("--frames", type=int, default=205, help="frames of the video to use")
     parser.add_argument("--people", type=int, default=3, help="labelled people per frame")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--estimator", default="dis")

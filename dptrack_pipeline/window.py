@@ -23,7 +23,12 @@ import numpy as np
 
 from dptrack_pipeline.flow.registry import FlowEstimator
 from dptrack_pipeline.formats.rle import decode_part_masks, encode_part_masks
-from dptrack_pipeline.frames.sources import FrameDecodeError, decode_frames, resolve_frame
+from dptrack_pipeline.frames.sources import (
+    FrameDecodeError,
+    VideoReaders,
+    decode_frames,
+    resolve_frame,
+)
 from dptrack_pipeline.planning import Pair, Window, schedule_window, target_indices
 from dptrack_pipeline.propagate import Box, crop_flow, crop_image, propagate_person
 from dptrack_pipeline.shards import ShardRecord
@@ -174,8 +179,12 @@ def process_window(
     estimator: FlowEstimator,
     settings: WindowSettings,
     counters: Counter,
+    readers: VideoReaders | None = None,
 ) -> Iterator[InstanceOutput | RejectOutput]:
     """Run one window; yield one output per instance in, and add to ``counters``.
+
+    ``readers`` keeps video files open between windows, so windows of one video processed in
+    order decode it front to back once (see :class:`~dptrack_pipeline.frames.VideoReaders`).
 
     Counters: ``frames_decoded``, ``frames_failed``, ``flows_computed``, ``points_in``,
     ``points_kept``, ``points_dropped_fb``, ``points_dropped_outside``.
@@ -188,7 +197,7 @@ def process_window(
         if step.decode:
             refs = [task.frames[i] for i in step.decode]
             locations = [resolve_frame(settings.frames_root, r.image_file, r.index) for r in refs]
-            for ref, result in zip(refs, decode_frames(locations), strict=True):
+            for ref, result in zip(refs, decode_frames(locations, readers), strict=True):
                 if isinstance(result, FrameDecodeError):
                     failed[ref.index] = result
                     counters["frames_failed"] += 1

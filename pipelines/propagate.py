@@ -3,7 +3,7 @@ propagated instances in Parquet/HDF5 shards.
 
 Graph (every arrow a PCollection; ids and paths travel, pixels do not)::
 
-    window tasks --Reshuffle--> ProcessWindowFn --(shard, item)--+
+    window tasks of each video --Reshuffle--> ProcessWindowFn --(shard, item)--+
     validation rejects ------------(shard, reject)---------------+--> GroupByKey --> WriteShardFn
     one placeholder per shard (so empty shards exist) -----------+         |
                                                                      file infos, counters
@@ -75,9 +75,12 @@ def build_propagate(
     prepared = prepared or prepare(config)
     plan, num_shards = prepared.plan, prepared.num_shards
 
+    by_video: dict[str, list] = {}
+    for task in plan.tasks:
+        by_video.setdefault(task.window.video_id, []).append(task)
     processed = (
         pipeline
-        | "WindowTasks" >> beam.Create(plan.tasks, reshuffle=False)
+        | "VideoTasks" >> beam.Create(list(by_video.values()), reshuffle=False)
         | "Distribute" >> beam.Reshuffle()
         | "ProcessWindows"
         >> beam.ParDo(ProcessWindowFn(config, num_shards, len(plan.tasks))).with_outputs(

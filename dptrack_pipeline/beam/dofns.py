@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
 
 from dptrack_pipeline.config import PropagateConfig
 from dptrack_pipeline.flow.registry import create_estimator
+from dptrack_pipeline.frames.sources import VideoReaders
 from dptrack_pipeline.shards import (
     ShardRecord,
     build_dataset_info,
@@ -42,13 +43,19 @@ LOG = logging.getLogger(__name__)
 
 
 class ProcessWindowFn(beam.DoFn):
-    """``WindowTask -> (shard, ("instance", ShardRecord) | ("reject", row))``; counters tagged."""
+    """``[WindowTask] -> (shard, ("instance", ShardRecord) | ("reject", row))``; counters tagged.
+
+    An element is the windows of one video, in order: the worker keeps the video file open
+    between them (:class:`~dptrack_pipeline.frames.sources.VideoReaders`) and so decodes a video
+    file front to back once instead of seeking for every window.
+    """
 
     def __init__(self, config: PropagateConfig, num_shards: int, total_windows: int = 0):
         self._config = config
         self._num_shards = num_shards
         self._total = total_windows
         self._estimator = None
+        self._readers = None
         self._bar = None
 
     def setup(self) -> None:
@@ -56,16 +63,23 @@ class ProcessWindowFn(beam.DoFn):
             self._config.estimator, **dict(self._config.estimator_options)
         )
         self._estimator.setup()
+        self._readers = VideoReaders()
         if self._config.progress and self._total:
             from tqdm import tqdm
 
             self._bar = tqdm(total=self._total, desc="windows", unit="window", leave=False)
 
     def teardown(self) -> None:
+        if self._readers is not None:
+            self._readers.close()
         if self._bar is not None:
             self._bar.close()
 
-    def process(self, task: WindowTask) -> Iterator[Any]:
+    def process(self, tasks: Sequence[WindowTask]) -> Iterator[Any]:
+        for task in tasks:
+            yield from self._process_window(task)
+
+    def _process_window(self, task: WindowTask) -> Iterator[Any]:
         settings = WindowSettings(
             frames_root=self._config.frames_root,
             max_offset=self._config.max_offset,
@@ -74,7 +88,7 @@ class ProcessWindowFn(beam.DoFn):
             estimator_name=self._config.estimator,
         )
         counters: Counter = Counter()
-        for out in process_window(task, self._estimator, settings, counters):
+        for out in process_window(task, self._estimator, settings, counters, self._readers):
             shard = shard_for_key(out.video_id, self._num_shards)
             if isinstance(out, InstanceOutput):
                 yield shard, ("instance", out.record)

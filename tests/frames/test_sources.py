@@ -15,6 +15,7 @@ from dptrack_pipeline.frames import (
     FRAME_UNREADABLE,
     FrameDecodeError,
     FrameLocation,
+    VideoReaders,
     count_video_frames,
     decode_frames,
     iter_video_frames,
@@ -228,3 +229,24 @@ def test_resolve_then_decode_posetrack(shared_data: Path) -> None:
     image, frame = decode_frames([location, via_video])
     assert frame.shape == image.shape
     assert np.abs(frame.astype(np.int16) - image).mean() < 3.5  # measured 2.47
+
+
+def test_video_readers_continue_forward_and_match_fresh_decoding(shared_data: Path) -> None:
+    path = str(shared_data / "video" / "street_people_720p.avi")
+    windows = [[0, 1, 2], [4, 5], [5, 6, 9], [2, 3]]  # the last one goes backwards
+    with VideoReaders() as readers:
+        for window in windows:
+            locations = [FrameLocation(path, i) for i in window]
+            fresh = decode_frames(locations)
+            kept_before = readers.take(path, window[0])
+            if kept_before is not None:  # put it back: take() hands over the capture
+                readers.put(path, *kept_before)
+            continued = decode_frames(locations, readers)
+            for a, b in zip(fresh, continued, strict=True):
+                assert isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+                np.testing.assert_array_equal(a, b)
+            # After a window the capture stays open just past its last frame.
+            capture, position, _ = readers.take(path, window[-1] + 1)
+            assert position == window[-1] + 1
+            readers.put(path, capture, position, -1)
+    assert readers.take(path, 0) is None  # closed on exit
