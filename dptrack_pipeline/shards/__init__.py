@@ -34,6 +34,7 @@ from dptrack_pipeline.shards.naming import (
 from dptrack_pipeline.shards.parquet_writer import (
     RECORD_SORT_KEY,
     ShardRecord,
+    pack_record,
     write_instance_shard,
     write_rejects_shard,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "DenseReader",
     "SchemaMismatchError",
     "ShardRecord",
+    "pack_record",
     "atomic_write",
     "build_dataset_info",
     "file_digest",

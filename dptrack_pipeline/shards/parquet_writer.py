@@ -52,9 +52,14 @@ from dptrack_pipeline.shards import naming
 from dptrack_pipeline.shards.atomic import atomic_write, join_path
 from dptrack_pipeline.shards.hashing import file_digest
 from dptrack_pipeline.shards.hdf5_writer import (
+    CROPS,
+    FLOWS,
+    VALID,
+    PackedChunk,
     check_crop,
     check_flow,
     check_valid,
+    pack_chunk,
     write_dense_file,
 )
 from dptrack_pipeline.shards.schema import SCHEMA_VERSION, load_parquet_schema
@@ -133,9 +138,27 @@ class ShardRecord:
     """
 
     row: dict[str, Any]
-    crop: np.ndarray
-    flow: np.ndarray | None = None
-    valid: np.ndarray | None = None
+    crop: np.ndarray | PackedChunk
+    flow: np.ndarray | PackedChunk | None = None
+    valid: np.ndarray | PackedChunk | None = None
+
+
+def pack_record(record: ShardRecord, crop_size: int) -> ShardRecord:
+    """The same record with its arrays packed into stored HDF5 chunks
+    (:func:`~dptrack_pipeline.shards.hdf5_writer.pack_chunk`): smaller to ship to the writer,
+    which then only copies bytes. Already packed arrays are kept."""
+
+    def pack(name: str, value: Any) -> Any:
+        if value is None or isinstance(value, PackedChunk):
+            return value
+        return pack_chunk(name, value, crop_size)
+
+    return ShardRecord(
+        row=record.row,
+        crop=pack(CROPS, record.crop),
+        flow=pack(FLOWS, record.flow),
+        valid=pack(VALID, record.valid),
+    )
 
 
 def instance_row_columns() -> tuple[str, ...]:
@@ -343,7 +366,8 @@ def _normalise_row(index: int, record: ShardRecord, columns: tuple[str, ...], cr
         raise ValueError(
             f"{label}: crop_box must be a finite (x, y, w, h) with w, h > 0, got {crop_box}"
         )
-    check_crop(record.crop, crop_size, what=f"{label}: crop")
+    if not isinstance(record.crop, PackedChunk):
+        check_crop(record.crop, crop_size, what=f"{label}: crop")
     is_source = int(row["offset"]) == 0
     if (record.flow is None) != is_source:
         raise ValueError(
@@ -352,8 +376,9 @@ def _normalise_row(index: int, record: ShardRecord, columns: tuple[str, ...], cr
         )
     if (record.valid is None) != (record.flow is None):
         raise ValueError(f"{label}: flow and valid must both be given or both be None")
-    if record.flow is not None:
+    if record.flow is not None and not isinstance(record.flow, PackedChunk):
         check_flow(record.flow, crop_size, what=f"{label}: flow")
+    if record.valid is not None and not isinstance(record.valid, PackedChunk):
         check_valid(record.valid, crop_size, what=f"{label}: valid")
     fraction = float(row["flow_valid_fraction"])
     if is_source and not math.isnan(fraction):
