@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import resource
 import sys
 import tempfile
 import time
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +112,8 @@ def bench_estimator(
             est.estimate_batch([pair])
         return len(work) / (time.perf_counter() - t0)
     chunks = [(name, options, work[i::workers]) for i in range(workers)]
-    with Pool(workers) as pool:
+    # spawn, not fork: a forked child inherits OpenCV's thread pool in a locked state and hangs.
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
         pool.map(_flow_chunk, [(name, options, work[:1])] * workers)  # warm-up
         t0 = time.perf_counter()
         done = sum(pool.map(_flow_chunk, chunks))
@@ -157,11 +158,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--estimator", default="dis")
     parser.add_argument("--preset", default=None, help="DIS preset (ultrafast|fast|medium)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="OpenCV threads per worker (default: OpenCV's)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="keep the shards here")
     args = parser.parse_args()
     if not args.video.exists():
         sys.exit(f"{args.video} not found: this benchmark reads ../shared/data")
     options = {"preset": args.preset} if args.preset else {}
+    if args.threads is not None:
+        options["threads"] = args.threads
 
     tmp = Path(tempfile.mkdtemp(prefix="dptrack_bench_"))
     annotations = tmp / "annotations.json"

@@ -3,7 +3,7 @@ propagated instances in Parquet/HDF5 shards.
 
 Graph (every arrow a PCollection; ids and paths travel, pixels do not)::
 
-    window tasks of each video --Reshuffle--> ProcessWindowFn --(shard, item)--+
+    runs of a video's windows --Reshuffle--> ProcessWindowFn --(shard, item)--+
     validation rejects ------------(shard, reject)---------------+--> GroupByKey --> WriteShardFn
     one placeholder per shard (so empty shards exist) -----------+         |
                                                                      file infos, counters
@@ -37,7 +37,7 @@ from dptrack_pipeline.formats.densepose_posetrack import load_densepose_posetrac
 from dptrack_pipeline.formats.posetrack18 import load_many
 from dptrack_pipeline.shards import shard_for_key
 from dptrack_pipeline.tasks import TaskPlan, build_window_tasks
-from dptrack_pipeline.window import reject_row
+from dptrack_pipeline.window import WindowTask, reject_row
 
 LOG = logging.getLogger(__name__)
 
@@ -68,6 +68,24 @@ def prepare(config: PropagateConfig) -> PreparedRun:
     return PreparedRun(plan=plan, num_shards=num_shards, estimator_params=estimator.params())
 
 
+WINDOWS_PER_ELEMENT = 8
+"""Consecutive windows of one video per Beam element: a worker reads them front to back from one
+open video file (one seek per element instead of one per window), and a long video still splits
+into several elements that run in parallel."""
+
+
+def group_windows(tasks: Sequence[WindowTask], size: int = WINDOWS_PER_ELEMENT) -> list[list]:
+    """Runs of at most ``size`` consecutive windows of the same video, in plan order."""
+    groups: list[list[WindowTask]] = []
+    for task in tasks:
+        last = groups[-1] if groups else None
+        if last and last[-1].window.video_id == task.window.video_id and len(last) < size:
+            last.append(task)
+        else:
+            groups.append([task])
+    return groups
+
+
 def build_propagate(
     pipeline: beam.Pipeline, config: PropagateConfig, prepared: PreparedRun | None = None
 ) -> beam.PCollection:
@@ -75,12 +93,9 @@ def build_propagate(
     prepared = prepared or prepare(config)
     plan, num_shards = prepared.plan, prepared.num_shards
 
-    by_video: dict[str, list] = {}
-    for task in plan.tasks:
-        by_video.setdefault(task.window.video_id, []).append(task)
     processed = (
         pipeline
-        | "VideoTasks" >> beam.Create(list(by_video.values()), reshuffle=False)
+        | "VideoTasks" >> beam.Create(group_windows(plan.tasks), reshuffle=False)
         | "Distribute" >> beam.Reshuffle()
         | "ProcessWindows"
         >> beam.ParDo(ProcessWindowFn(config, num_shards, len(plan.tasks))).with_outputs(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import apache_beam as beam
@@ -49,6 +50,10 @@ class ProcessWindowFn(beam.DoFn):
     An element is the windows of one video, in order: the worker keeps the video file open
     between them (:class:`~dptrack_pipeline.frames.sources.VideoReaders`) and so decodes a video
     file front to back once instead of seeking for every window.
+
+    Records are packed (filtered and deflated, :func:`~dptrack_pipeline.shards.pack_record`) on a
+    helper thread while the estimator computes the next flows: zlib and OpenCV both release the
+    GIL, so the compression overlaps the flow computation instead of adding to it.
     """
 
     def __init__(self, config: PropagateConfig, num_shards: int, total_windows: int = 0):
@@ -57,6 +62,7 @@ class ProcessWindowFn(beam.DoFn):
         self._total = total_windows
         self._estimator = None
         self._readers = None
+        self._packer = None
         self._bar = None
 
     def setup(self) -> None:
@@ -65,12 +71,15 @@ class ProcessWindowFn(beam.DoFn):
         )
         self._estimator.setup()
         self._readers = VideoReaders()
+        self._packer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dptrack-pack")
         if self._config.progress and self._total:
             from tqdm import tqdm
 
             self._bar = tqdm(total=self._total, desc="windows", unit="window", leave=False)
 
     def teardown(self) -> None:
+        if self._packer is not None:
+            self._packer.shutdown(wait=True)
         if self._readers is not None:
             self._readers.close()
         if self._bar is not None:
@@ -89,15 +98,19 @@ class ProcessWindowFn(beam.DoFn):
             estimator_name=self._config.estimator,
         )
         counters: Counter = Counter()
+        pending: list[tuple[int, str, Any]] = []
         for out in process_window(task, self._estimator, settings, counters, self._readers):
             shard = shard_for_key(out.video_id, self._num_shards)
             if isinstance(out, InstanceOutput):
                 # Filter and compress the arrays here, in the parallel stage: half the bytes
                 # cross the shuffle and the shard writer only copies them.
-                yield shard, ("instance", pack_record(out.record, self._config.crop_size))
+                job = self._packer.submit(pack_record, out.record, self._config.crop_size)
+                pending.append((shard, "instance", job))
             else:
                 assert isinstance(out, RejectOutput)
-                yield shard, ("reject", out.row)
+                pending.append((shard, "reject", out.row))
+        for shard, kind, payload in pending:
+            yield shard, (kind, payload.result() if kind == "instance" else payload)
         counters["windows_done"] += 1
         yield beam.pvalue.TaggedOutput(COUNTERS_TAG, dict(counters))
         if self._bar is not None:
