@@ -109,3 +109,20 @@ def test_validate_lists_problems_and_exits_nonzero(synth: Path, tmp_path: Path) 
     broken.write_text("{not json")
     result = invoke("validate", str(broken))
     assert result.exit_code != 0 and "broken.json" in result.output
+
+
+def test_multi_processing_workers_write_the_same_bytes(synth: Path, tmp_path: Path) -> None:
+    """``--direct_num_workers 2 --direct_running_mode multi_processing`` reaches Beam and the
+    output does not depend on the runner."""
+    in_process, workers = tmp_path / "in_process", tmp_path / "workers"
+    assert invoke(*run_args(synth, in_process, "--num-shards", "2")).exit_code == 0
+    args = run_args(synth, workers, "--num-shards", "2")
+    args = args[: args.index("--runner")] + args[args.index("--runner") + 2 :]
+    args += ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "multi_processing" in result.output
+    names = sorted(p.name for p in in_process.iterdir())
+    assert names == sorted(p.name for p in workers.iterdir())
+    for name in names:
+        assert (in_process / name).read_bytes() == (workers / name).read_bytes(), name
