@@ -20,7 +20,7 @@ labelled) keeps only about ``2K + 1`` frames and ``4K`` flows in memory at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 Pair = tuple[int, int]
@@ -152,7 +152,3 @@ def schedule_window(window: Window, num_frames: int, max_offset: int) -> list[St
         )
     return steps
 
-
-def count_pairs(windows: Sequence[Window]) -> int:
-    """Total directed flows over windows."""
-    return sum(len(w.pairs) for w in windows)
