@@ -97,19 +97,11 @@ def test_propagate_person_with_derived_and_given_box() -> None:
     kps = np.zeros((17, 3), np.float32)
     kps[5] = [60, 50, 2]
     box = (40.0, 30.0, 50.0, 70.0)
-    out = propagate_person(
-        source_box=box,
-        keypoints=kps,
-        dp_x=dp_x,
-        dp_y=dp_y,
-        dp_I=dp_i,
-        dp_U=dp_u,
-        dp_V=dp_v,
-        part_labels=labels,
-        flow_fwd=fwd,
-        flow_bwd=bwd,
-        fb_threshold=5.0,
-    )
+    person = dict(
+        source_box=box, keypoints=kps, dp_x=dp_x, dp_y=dp_y, dp_I=dp_i, dp_U=dp_u, dp_V=dp_v,
+        flow_fwd=fwd, flow_bwd=bwd, fb_threshold=5.0,
+    )  # fmt: skip
+    out = propagate_person(**person, part_labels=labels)
     assert out is not None and out.box_source == "derived"
     np.testing.assert_allclose(out.bbox, (46, 34, 50, 70), atol=1e-3)
     # The box moved with the person: box-relative coordinates are unchanged.
@@ -122,17 +114,8 @@ def test_propagate_person_with_derived_and_given_box() -> None:
     np.testing.assert_allclose(out.keypoints[5], [66, 54, 2])
 
     given = propagate_person(
-        source_box=box,
-        keypoints=kps,
-        dp_x=dp_x,
-        dp_y=dp_y,
-        dp_I=dp_i,
-        dp_U=dp_u,
-        dp_V=dp_v,
+        **person,
         part_labels=None,
-        flow_fwd=fwd,
-        flow_bwd=bwd,
-        fb_threshold=5.0,
         target_box=(46.0, 34.0, 25.0, 70.0),  # a box half as wide: right half falls outside
     )
     assert given.box_source == "posetrack" and given.part_labels is None

@@ -103,14 +103,8 @@ def exact_flow(
     for key in np.unique(groups):
         idx = body[groups == key]
         track, mask_part = divmod(int(key), 16)
-        spec = LIMBS[mask_part - 1]
-        geometry = by_id[track].geometry(spec.kind)
-        s, t = chart_to_local(
-            geometry,
-            len(spec.patches),
-            PATCH_SLOT[part[idx]],
-            source.u.ravel()[idx],
-            source.v.ravel()[idx],
+        s, t = _limb_local(
+            by_id[track], mask_part, part[idx], source.u.ravel()[idx], source.v.ravel()[idx]
         )
         local[idx, 0], local[idx, 1] = s, t
         destination[idx] = apply_affine(target_affines[track][mask_part], s, t)
@@ -140,12 +134,10 @@ def exact_flow(
             sel = keys == key
             idx = idx_all[sel]
             track, mask_part = divmod(int(key), 16)
-            spec = LIMBS[mask_part - 1]
-            geometry = by_id[track].geometry(spec.kind)
-            s2, t2 = chart_to_local(
-                geometry,
-                len(spec.patches),
-                PATCH_SLOT[t_part[sel]],
+            s2, t2 = _limb_local(
+                by_id[track],
+                mask_part,
+                t_part[sel],
                 target.u[r_all[sel], c_all[sel]],
                 target.v[r_all[sel], c_all[sel]],
             )
@@ -156,6 +148,15 @@ def exact_flow(
 
     flow = (destination - pixels).astype(np.float32).reshape(height, width, 2)
     return flow, visible.reshape(height, width)
+
+
+def _limb_local(
+    person: object, mask_part: int, patches: np.ndarray, u: np.ndarray, v: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Limb-local coordinates of surface points ``(patch, u, v)`` on limb ``mask_part`` (1..14)
+    of ``person``."""
+    spec = LIMBS[mask_part - 1]
+    return chart_to_local(person.geometry(spec.kind), len(spec.patches), PATCH_SLOT[patches], u, v)
 
 
 def chart_positions(scene: Scene, frame: RenderedFrame, time: float) -> np.ndarray:
