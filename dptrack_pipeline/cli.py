@@ -27,6 +27,11 @@ Example:
   dptrack-build run --annotations posetrack_train.json \\
       --posetrack posetrack18/train/*.json --frames-root /data/posetrack \\
       --out shards/ --offsets 3 --fb-threshold 5 --num-shards 64
+
+\b
+FlowNet2 on a GPU (the public checkpoint; weights loaded once per worker process):
+  dptrack-build run ... --estimator flownet2 \\
+      --checkpoint FlowNet2_checkpoint.pth.tar --precision bf16 --batch-size 8
 """
 
 
@@ -47,6 +52,20 @@ def _estimator_options(items: tuple[str, ...]) -> dict[str, Any]:
             )
         options[key.replace("-", "_")] = _parse_option_value(value)
     return options
+
+
+_LOCAL_RUNNERS = {"", "directrunner", "fnapirunner", "bundlebaseddirectrunner", "prismrunner"}
+
+
+def _runs_here(beam_args: list[str]) -> bool:
+    """Whether the Beam options leave the work on this machine (the default DirectRunner)."""
+    runner = ""
+    for index, arg in enumerate(beam_args):
+        if arg.startswith("--runner="):
+            runner = arg.split("=", 1)[1]
+        elif arg == "--runner" and index + 1 < len(beam_args):
+            runner = beam_args[index + 1]
+    return runner.lower() in _LOCAL_RUNNERS
 
 
 _SHARD_PREFIXES = ("instances-", "dense-", "rejects-", "dataset_info.json")
@@ -116,14 +135,42 @@ def main(verbose: int) -> None:
     "--estimator",
     default="dis",
     show_default=True,
-    help="Optical flow estimator: dis (OpenCV DIS, preset medium) or farneback.",
+    help="Optical flow estimator: dis (OpenCV DIS, preset medium, CPU), farneback (CPU) or "
+    "flownet2 (FlowNet2, needs --checkpoint; GPU by default).",
 )
 @click.option(
     "--estimator-option",
     "estimator_option",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Estimator option, e.g. preset=fast (dis). Repeatable.",
+    help="Estimator option, e.g. preset=fast (dis), fit=pad or compile=true (flownet2). "
+    "Repeatable.",
+)
+@click.option(
+    "--checkpoint",
+    default=None,
+    help="flownet2: the public FlowNet2_checkpoint.pth.tar (local path, or gs://... read by "
+    "each worker).",
+)
+@click.option(
+    "--device",
+    default=None,
+    metavar="cuda|cuda:N|cpu",
+    help="flownet2: where the network runs [default: cuda]. A CUDA device that is not usable "
+    "is an error, never a silent CPU fallback.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default=None,
+    help="flownet2: weights and convolutions in this dtype [default: fp32, the published "
+    "model]; bf16 is the fast choice on recent GPUs.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=None,
+    help="flownet2: frame pairs per forward pass [default: 8]; pairs of one video go together.",
 )
 @click.option(
     "--offsets",
@@ -169,6 +216,10 @@ def run(
     out: str,
     estimator: str,
     estimator_option: tuple[str, ...],
+    checkpoint: str | None,
+    device: str | None,
+    precision: str | None,
+    batch_size: int | None,
     offsets: int,
     fb_threshold: float,
     num_shards: int | None,
@@ -184,7 +235,7 @@ def run(
     annotations and frames go to rejects-*.parquet with their reason; the run goes on.
     """
     from dptrack_pipeline.config import PropagateConfig
-    from dptrack_pipeline.flow.registry import available_estimators
+    from dptrack_pipeline.flow.registry import available_estimators, create_estimator
     from pipelines.propagate import prepare
     from pipelines.propagate import run as run_pipeline
 
@@ -193,6 +244,16 @@ def run(
             f"unknown estimator {estimator!r}; available: {', '.join(available_estimators())}",
             param_hint="--estimator",
         )
+    options = _estimator_options(estimator_option)
+    flags = {"checkpoint": checkpoint, "device": device, "precision": precision}
+    flags["batch_size"] = batch_size
+    given = {key: value for key, value in flags.items() if value is not None}
+    if given and estimator != "flownet2":
+        names = ", ".join("--" + key.replace("_", "-") for key in given)
+        raise click.UsageError(
+            f"{names}: only for --estimator flownet2 (got --estimator {estimator})"
+        )
+    options.update(given)
     try:
         config = PropagateConfig(
             annotations=annotations,
@@ -200,7 +261,7 @@ def run(
             out=out,
             posetrack=tuple(posetrack),
             estimator=estimator,
-            estimator_options=_estimator_options(estimator_option),
+            estimator_options=options,
             max_offset=offsets,
             fb_threshold=fb_threshold,
             num_shards=num_shards,
@@ -208,7 +269,9 @@ def run(
             progress=progress,
         )
         prepare(config)  # fail on bad files/options before touching --out
-    except (ValueError, TypeError) as err:
+        if _runs_here(ctx.args):
+            create_estimator(estimator, **options).check_runtime()
+    except (ValueError, TypeError, RuntimeError) as err:
         raise click.ClickException(str(err)) from err
     _prepare_out(out, overwrite)
     click.echo(

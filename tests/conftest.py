@@ -43,3 +43,17 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real data folder {path} is absent (it sits beside the repo in CI only)")
     return path
+
+
+@pytest.fixture(scope="session")
+def flownet2_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A FlowNet2 checkpoint of random weights with exactly the public names and shapes.
+
+    Written once per session (about 650 MB, a few seconds): it exercises the loader and the
+    network end to end; its flows mean nothing.
+    """
+    from dptrack_pipeline.flow.flownet2.checkpoint import write_random_checkpoint
+
+    path = tmp_path_factory.mktemp("flownet2") / "FlowNet2_random.pth.tar"
+    write_random_checkpoint(str(path), seed=0)
+    return path

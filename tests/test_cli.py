@@ -126,3 +126,39 @@ def test_multi_processing_workers_write_the_same_bytes(synth: Path, tmp_path: Pa
     assert names == sorted(p.name for p in workers.iterdir())
     for name in names:
         assert (in_process / name).read_bytes() == (workers / name).read_bytes(), name
+
+
+def test_flownet2_flags_are_checked_before_anything_runs(synth: Path, tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    result = CliRunner().invoke(main, run_args(synth, out, "--batch-size", "4"))
+    assert result.exit_code == 2 and "--batch-size: only for --estimator flownet2" in result.output
+    result = CliRunner().invoke(main, run_args(synth, out, "--estimator", "flownet2"))
+    assert result.exit_code == 1 and "flownet2 needs a checkpoint: --checkpoint" in result.output
+    result = CliRunner().invoke(
+        main, run_args(synth, out, "--estimator", "flownet2", "--checkpoint", str(tmp_path / "x"))
+    )
+    assert result.exit_code == 1 and "checkpoint not found" in result.output
+    assert not out.exists()
+
+
+def test_flownet2_on_cuda_without_cuda_fails_before_writing(synth: Path, tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    checkpoint = tmp_path / "FlowNet2_checkpoint.pth.tar"
+    checkpoint.write_bytes(b"not read: the device is checked first")
+    out = tmp_path / "never"
+    args = run_args(synth, out, "--estimator", "flownet2", "--checkpoint", str(checkpoint))
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert "CUDA is not usable" in result.output and "--device cpu" in result.output
+    assert not out.exists()
+
+
+def test_only_local_runners_check_the_device_at_launch() -> None:
+    from dptrack_pipeline.cli import _runs_here
+
+    assert _runs_here([]) and _runs_here(["--runner", "FnApiRunner"])
+    assert _runs_here(["--runner=DirectRunner", "--direct_num_workers", "2"])
+    assert not _runs_here(["--runner", "DataflowRunner", "--project", "p"])

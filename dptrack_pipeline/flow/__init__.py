@@ -1,9 +1,11 @@
 """Optical flow: estimators registered by name, sampling and warping, the forward-backward check,
 flow file formats and accuracy metrics.
 
-Importing this package registers the built-in estimators (``"dis"``, ``"farneback"``).
+Importing this package registers the built-in estimators (``"dis"``, ``"farneback"``, and
+``"flownet2"``, which imports torch only when it is set up).
 """
 
+from dptrack_pipeline.flow import flownet2 as _flownet2  # noqa: F401  (registers "flownet2")
 from dptrack_pipeline.flow import opencv as _opencv  # noqa: F401  (registers the estimators)
 from dptrack_pipeline.flow.consistency import (
     DEFAULT_FB_THRESHOLD,

@@ -106,6 +106,15 @@ class FlowEstimator(abc.ABC):
         """Create the transient state. Called once by :meth:`setup`. Override."""
         return None
 
+    def check_runtime(self) -> None:
+        """Raise ``RuntimeError`` with the reason if this process cannot run the estimator.
+
+        Cheap (loads nothing). The launcher calls it when the pipeline runs in this process, so a
+        missing GPU is reported before any work starts; remote workers meet the same error in
+        :meth:`setup`. Override; the default accepts.
+        """
+        return None
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         for attribute in self.transient_attributes:
