@@ -98,3 +98,14 @@ def test_cuda_without_cuda_fails_loudly(flownet2_checkpoint: Path) -> None:
         estimator.check_runtime()
     with pytest.raises(RuntimeError, match="CUDA is not usable"):
         estimator.estimate(*_pairs([(64, 64)])[0])
+
+
+@pytest.mark.slow
+def test_compiled_model_gives_the_same_flow(flownet2_checkpoint: Path) -> None:
+    # torch.compile on the CPU takes minutes (about 165 s here), hence slow; on a GPU it pays
+    # back over a long run of one frame size.
+    pair = _pairs([(64, 128)])[0]
+    options = {"checkpoint": str(flownet2_checkpoint), "device": "cpu"}
+    compiled = create_estimator("flownet2", compile=True, **options).estimate(*pair)
+    eager = create_estimator("flownet2", **options).estimate(*pair)
+    np.testing.assert_allclose(compiled, eager, atol=1e-4 * max(1.0, np.abs(eager).max()))
