@@ -2,7 +2,15 @@
 
 * :class:`ProcessWindowFn` loads the flow estimator once per worker (``setup``) and runs
   :func:`dptrack_pipeline.window.process_window` on each window task. Frames are decoded here,
-  where their flows are computed; only per-instance crops and crop-sized flows leave it.
+  where their flows are computed; only per-instance crops and crop-sized flows leave it. Each
+  step's flows go to the estimator as one batch (pairs of one video), which it splits into
+  forward passes of its ``preferred_batch_size``.
+* A GPU network is loaded **once per worker process**, not once per DoFn instance: Beam runs
+  one DoFn instance per worker thread, and the ``flownet2`` estimator keeps loaded models in a
+  process-wide table (:mod:`dptrack_pipeline.flow.flownet2.estimator`), so every instance with
+  the same options gets the same model and a lock that runs one batch at a time on the device.
+  This is what Beam's ``RunInference`` does with ``Shared`` handles; it lives in the estimator
+  rather than in Beam so direct (non-Beam) use shares the same way.
 * :class:`WriteShardFn` writes one shard (instances Parquet, dense HDF5, rejects Parquet).
 * :class:`WriteManifestFn` writes ``dataset_info.json`` once every shard is written.
 
