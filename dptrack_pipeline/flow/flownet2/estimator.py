@@ -4,7 +4,9 @@ Options (``--checkpoint``, ``--device``, ``--precision``, ``--batch-size`` on th
 the rest with ``--estimator-option KEY=VALUE``):
 
 * ``checkpoint`` (required): the public ``FlowNet2_checkpoint.pth.tar``, a local path or a
-  ``gs://`` / other Beam filesystem path (read on each worker).
+  ``gs://`` / other Beam filesystem path (read on each worker). A local path is checked by
+  :meth:`FlowNet2Estimator.check_runtime` (the launcher calls it for in-process runners) and on
+  load; a path that exists only inside the workers' image is fine for remote runners.
 * ``device``: ``"cuda"`` (default), ``"cuda:N"`` or ``"cpu"``. Asking for CUDA where it is not
   usable is an error, never a silent CPU fallback: a CPU run of FlowNet2 is about 100x slower
   and should be chosen, not stumbled into.
@@ -120,8 +122,6 @@ class FlowNet2Estimator(FlowEstimator):
                 "flownet2 needs a checkpoint: --checkpoint PATH to the public "
                 "FlowNet2_checkpoint.pth.tar (a local path or gs://...)"
             )
-        if "://" not in checkpoint and not os.path.isfile(checkpoint):
-            raise ValueError(f"flownet2 checkpoint not found: {checkpoint}")
         device = options["device"]
         if not isinstance(device, str) or not (
             device in ("cuda", "cpu") or (device.startswith("cuda:") and device[5:].isdigit())
@@ -151,7 +151,14 @@ class FlowNet2Estimator(FlowEstimator):
             )
 
     def check_runtime(self) -> None:
-        """Fail now, with the reason, if the device cannot be used in this process."""
+        """Fail now, with the reason, if this process cannot read the checkpoint or use the device.
+
+        Not done at construction: a launcher for remote workers may have neither the GPU nor a
+        checkpoint that is baked into the workers' image.
+        """
+        checkpoint = self._options["checkpoint"]
+        if "://" not in checkpoint and not os.path.isfile(checkpoint):
+            raise RuntimeError(f"flownet2 checkpoint not found: {checkpoint}")
         resolve_device(self._options["device"])
 
     def _setup(self) -> None:
