@@ -151,4 +151,3 @@ def schedule_window(window: Window, num_frames: int, max_offset: int) -> list[St
             )
         )
     return steps
-
