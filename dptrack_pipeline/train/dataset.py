@@ -58,7 +58,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from dptrack_pipeline.formats.rle import decode_part_masks
+from dptrack_pipeline.formats.rle import labels_from_counts
 from dptrack_pipeline.shards import naming
 from dptrack_pipeline.shards.reader import DenseReader, list_shards
 
@@ -319,8 +319,7 @@ class ShardDataset(IterableDataset):
         }
         masks = record["dp_masks"]
         if masks:
-            entries = [{"size": [DP_GRID, DP_GRID], "counts": c} if c else None for c in masks]
-            labels = decode_part_masks(entries)
+            labels = labels_from_counts(masks)
             sample["part_mask"] = torch.from_numpy(mask_on_crop(labels, bbox, crop_box, size))
         else:
             sample["part_mask"] = torch.full((size, size), -1, dtype=torch.int64)

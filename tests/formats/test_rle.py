@@ -189,3 +189,24 @@ def test_encode_empty_parts_get_valid_empty_rles():
 def test_encode_part_masks_rejects_bad_label_maps(labels, message):
     with pytest.raises(ValueError, match=message):
         encode_part_masks(labels)
+
+
+def test_labels_from_counts_equals_decode_part_masks() -> None:
+    from dptrack_pipeline.formats.rle import (
+        decode_part_masks,
+        encode_part_masks,
+        labels_from_counts,
+    )
+
+    rng = np.random.default_rng(4)
+    labels = np.zeros((256, 256), dtype=np.uint8)
+    for part in (1, 3, 7, 14):
+        y, x = rng.integers(0, 200, 2)
+        labels[y : y + 60, x : x + 50] = part  # overlapping boxes: the later part wins
+    entries = encode_part_masks(labels)
+    counts = [e["counts"] if e else "" for e in entries]
+    np.testing.assert_array_equal(labels_from_counts(counts), decode_part_masks(entries))
+    np.testing.assert_array_equal(labels_from_counts(counts), labels)
+    assert not labels_from_counts([""] * 14).any()
+    with pytest.raises(ValueError, match="14"):
+        labels_from_counts(counts[:3])
