@@ -9,7 +9,7 @@ DEMO ?= demo_out
 DEMO_VIDEOS ?= 3
 DEMO_FRAMES ?= 24
 
-.PHONY: install test demo lint format bench clean
+.PHONY: install test demo lint format bench bench-reader bench-flownet2 experiment clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,5 +45,16 @@ format: install
 bench: install
 	$(PY) benchmarks/bench_pipeline.py
 
+bench-reader: install
+	$(PY) benchmarks/bench_reader.py
+
+# Needs a GPU and the public checkpoint: make bench-flownet2 CHECKPOINT=FlowNet2_checkpoint.pth.tar
+bench-flownet2: install
+	$(PY) benchmarks/bench_flownet2.py --checkpoint $(CHECKPOINT)
+
+# Slim DensePose Table 6 (i-iv) on synthetic data: 5 configurations x 3 seeds, about 40 min on 2 cores
+experiment: install
+	$(PY) benchmarks/train_experiment.py --work experiment_out
+
 clean:
-	rm -rf $(DEMO) .pytest_cache build *.egg-info
+	rm -rf $(DEMO) experiment_out .pytest_cache build *.egg-info

@@ -105,7 +105,13 @@ def _losses(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
     type=click.Choice(["1", "2", "4"]),
     help="Output stride of the network (4 for 256-px crops; 2 or 1 for tiny crops).",
 )
-@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--batch-size",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Instances per supervised batch (and per equivariance batch).",
+)
 @click.option(
     "--lr",
     default=1e-3,
@@ -140,7 +146,13 @@ def _losses(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
     type=click.Choice(["none", "real", "tps"]),
     help="Siamese equivariance: real flow from the shards, random TPS warps, or none.",
 )
-@click.option("--equivariance-weight", default=1.0, show_default=True, type=click.FloatRange(0))
+@click.option(
+    "--equivariance-weight",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Weight of the equivariance loss.",
+)
 @click.option(
     "--feature-level",
     default="stack_features",
@@ -155,7 +167,13 @@ def _losses(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
     type=click.FloatRange(0),
     help="Std of the random TPS control-point offsets, normalised (1 = half the crop side).",
 )
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seeds the model initialisation, the data order and the TPS warps.",
+)
 @click.option(
     "--workers",
     default=0,
@@ -163,7 +181,13 @@ def _losses(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
     type=click.IntRange(0),
     help="DataLoader worker processes per data stream.",
 )
-@click.option("--log-every", default=10, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--log-every",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Write a metrics.jsonl line every N steps.",
+)
 @click.option(
     "--eval-every",
     default=0,
@@ -171,7 +195,13 @@ def _losses(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
     type=click.IntRange(0),
     help="Evaluate every N steps (0: at the end of each stage).",
 )
-@click.option("--checkpoint-every", default=200, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--checkpoint-every",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Save a checkpoint every N steps (and at the end of each stage).",
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option(
     "--truth",
@@ -188,7 +218,7 @@ def _losses(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
 )
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.pt.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@click.option("-v", "--verbose", count=True)
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def main(**kw: object) -> None:
     """Train a stacked-Hourglass DensePose model on dptrack shards (Slim DensePose recipe).
 
