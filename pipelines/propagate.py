@@ -49,6 +49,7 @@ class PreparedRun:
     plan: TaskPlan
     num_shards: int
     estimator_params: dict
+    estimator_provenance: dict
 
 
 def prepare(config: PropagateConfig) -> PreparedRun:
@@ -65,7 +66,12 @@ def prepare(config: PropagateConfig) -> PreparedRun:
     num_shards = config.num_shards or max(
         1, math.ceil(plan.counters["instances_in"] / TARGET_INSTANCES_PER_SHARD)
     )
-    return PreparedRun(plan=plan, num_shards=num_shards, estimator_params=estimator.params())
+    return PreparedRun(
+        plan=plan,
+        num_shards=num_shards,
+        estimator_params=estimator.params(),
+        estimator_provenance=estimator.provenance(),
+    )
 
 
 WINDOWS_PER_ELEMENT = 8
@@ -130,7 +136,12 @@ def build_propagate(
         | "Once" >> beam.Create([None], reshuffle=False)
         | "WriteManifest"
         >> beam.ParDo(
-            WriteManifestFn(config, num_shards, prepared.estimator_params),
+            WriteManifestFn(
+                config,
+                num_shards,
+                prepared.estimator_params,
+                {"estimator_provenance": prepared.estimator_provenance},
+            ),
             files=beam.pvalue.AsSingleton(files),
             counters=beam.pvalue.AsSingleton(counters),
         )

@@ -175,10 +175,17 @@ class SumCounters(beam.CombineFn):
 class WriteManifestFn(beam.DoFn):
     """Write ``dataset_info.json`` from every shard's file info and the summed counters."""
 
-    def __init__(self, config: PropagateConfig, num_shards: int, estimator_params: dict):
+    def __init__(
+        self,
+        config: PropagateConfig,
+        num_shards: int,
+        estimator_params: dict,
+        extra: dict | None = None,
+    ):
         self._config = config
         self._num_shards = num_shards
         self._estimator_params = estimator_params
+        self._extra = extra or {}
 
     def process(self, _: Any, files: list[dict], counters: dict) -> Iterator[str]:
         info = build_dataset_info(
@@ -186,6 +193,7 @@ class WriteManifestFn(beam.DoFn):
             counters=counters,
             estimator=self._config.estimator,
             estimator_params=self._estimator_params,
+            extra=self._extra,
             fb_threshold=self._config.fb_threshold,
             offsets=[k for d in range(1, self._config.max_offset + 1) for k in (-d, d)],
             crop_size=self._config.crop_size,

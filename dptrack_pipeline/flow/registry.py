@@ -106,6 +106,12 @@ class FlowEstimator(abc.ABC):
         """Create the transient state. Called once by :meth:`setup`. Override."""
         return None
 
+    def provenance(self) -> dict[str, Any]:
+        """Facts about the estimator's inputs that its options do not pin (e.g. a weights file's
+        checksum), recorded in ``dataset_info.json`` under ``extra.estimator_provenance``.
+        Computed by the launcher. Override; the default has none."""
+        return {}
+
     def check_runtime(self) -> None:
         """Raise ``RuntimeError`` with the reason if this process cannot run the estimator.
 

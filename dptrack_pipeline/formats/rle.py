@@ -183,8 +183,9 @@ def labels_from_counts(counts: Sequence[str]) -> np.ndarray:
 
     The fast path for reading shards, whose masks were validated when they were written: one
     pycocotools call decodes every present part, with no per-entry Python checks (2.3 ms
-    instead of 3.2 ms for 14 parts; the decoding itself is 2 ms of it). An empty string is an absent part. Same result as
-    :func:`decode_part_masks`: ``(256, 256)`` uint8, 0 = background, the later part wins.
+    instead of 3.2 ms for 14 parts; the decoding itself is 2 ms of it). An empty string is an
+    absent part. Same result as :func:`decode_part_masks`: ``(256, 256)`` uint8, 0 =
+    background, the later part wins.
 
     Raises:
         ValueError: if there are not exactly 14 entries.

@@ -62,3 +62,9 @@ def test_run_with_flownet2_on_cpu(tmp_path: Path, flownet2_checkpoint: Path) -> 
     params = info["estimator_params"]
     assert params["checkpoint"] == str(flownet2_checkpoint)
     assert (params["device"], params["precision"], params["batch_size"]) == ("cpu", "fp32", 4)
+    import hashlib
+
+    provenance = info["extra"]["estimator_provenance"]
+    expected = hashlib.sha256(flownet2_checkpoint.read_bytes()).hexdigest()
+    assert provenance["checkpoint_sha256"] == expected
+    assert provenance["checkpoint_bytes"] == flownet2_checkpoint.stat().st_size

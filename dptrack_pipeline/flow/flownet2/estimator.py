@@ -150,6 +150,24 @@ class FlowNet2Estimator(FlowEstimator):
                 f"got {options['channels_last']!r}"
             )
 
+    def provenance(self) -> dict[str, Any]:
+        """The checkpoint's SHA-256 and size when it is a local file (remote paths: not hashed,
+        to keep the launcher from downloading 650 MB)."""
+        import hashlib
+
+        checkpoint = self._options["checkpoint"]
+        if "://" in checkpoint or not os.path.isfile(checkpoint):
+            return {"checkpoint": checkpoint, "checkpoint_sha256": None}
+        digest = hashlib.sha256()
+        with open(checkpoint, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+        return {
+            "checkpoint": checkpoint,
+            "checkpoint_sha256": digest.hexdigest(),
+            "checkpoint_bytes": os.path.getsize(checkpoint),
+        }
+
     def check_runtime(self) -> None:
         """Fail now, with the reason, if this process cannot read the checkpoint or use the device.
 
