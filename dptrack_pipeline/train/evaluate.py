@@ -92,8 +92,8 @@ def predictions_at_points(
 
     Args:
         part_logits: ``(B, 25, h, w)`` fine-part logits (channel 0 = background).
-        u, v: ``(B, 25, h, w)`` per-part chart coordinates (channel ``k`` is ``U`` / ``V`` on part
-            ``k``; channel 0 is ignored).
+        u, v: ``(B, 24, h, w)`` per-patch chart coordinates as the model outputs them (channel
+            ``k - 1`` is ``U`` / ``V`` on patch ``k``).
         points: ``(B, P, 2)`` crop-pixel coordinates ``(x, y)``, pixel centres on integers.
             Padding points may hold anything (NaN included): non-finite coordinates are read at
             ``(0, 0)``; mask the results with ``point_I >= 0`` afterwards.
@@ -112,16 +112,19 @@ def predictions_at_points(
         raise ValueError(
             f"part_logits must be (B, {NUM_FINE_PARTS}, h, w), got {tuple(part_logits.shape)}"
         )
-    if u.shape != part_logits.shape or v.shape != part_logits.shape:
+    uv_shape = (part_logits.shape[0], NUM_FINE_PARTS - 1, *part_logits.shape[2:])
+    if tuple(u.shape) != uv_shape or tuple(v.shape) != uv_shape:
         raise ValueError(
             f"u {tuple(u.shape)} and v {tuple(v.shape)} must match part_logits "
-            f"{tuple(part_logits.shape)}"
+            f"{tuple(part_logits.shape)}: expected {uv_shape}, one channel per patch"
         )
     batch = part_logits.shape[0]
     if points.ndim != 3 or points.shape[0] != batch or points.shape[2] != 2:
         raise ValueError(f"points must be ({batch}, P, 2) as (x, y), got {tuple(points.shape)}")
     points = torch.nan_to_num(points, nan=0.0, posinf=0.0, neginf=0.0)
-    maps = torch.cat([part_logits, u, v], dim=1)
+    # A zero channel in front of U and V puts patch k at channel k, like the logits.
+    pad = torch.zeros_like(u[:, :1])
+    maps = torch.cat([part_logits, pad, u, pad, v], dim=1)
     values = sample_at_points(maps, points, crop_size, stride)  # (B, P, 75)
     logits, u_all, v_all = values.split(NUM_FINE_PARTS, dim=-1)
     parts = logits.argmax(dim=-1)

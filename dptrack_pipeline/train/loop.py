@@ -41,10 +41,9 @@ import math
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -118,7 +117,6 @@ class TrainConfig:
     device: str = "cpu"
     truth: str | None = None
     geodesic_assets: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.shards:
@@ -584,9 +582,3 @@ def plot_metrics(metrics_path: str, png_path: str) -> None:
     fig.savefig(tmp, dpi=90)
     plt.close(fig)
     os.replace(tmp, png_path)
-
-
-def set_seed_everywhere(seed: int) -> None:
-    """Seed torch and numpy (the dataset and TPS use their own seeded generators)."""
-    torch.manual_seed(seed)
-    np.random.seed(seed)

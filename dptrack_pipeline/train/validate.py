@@ -27,13 +27,6 @@ from dptrack_pipeline.train.dataset import ShardDataset, collate
 from dptrack_pipeline.train.evaluate import predictions_at_points, ratio_within
 
 
-def _padded(maps: torch.Tensor) -> torch.Tensor:
-    """``(B, 24, h, w)`` per-patch maps -> ``(B, 25, h, w)`` with channel ``k`` for patch ``k``."""
-    if maps.shape[1] == 25:
-        return maps
-    return torch.cat([torch.zeros_like(maps[:, :1]), maps], dim=1)
-
-
 @torch.no_grad()
 def collect_predictions(
     model: torch.nn.Module,
@@ -60,7 +53,7 @@ def collect_predictions(
         size = images.shape[-1]
         stride = size // last.part_logits.shape[-1]
         pred_i, pred_u, pred_v = predictions_at_points(
-            last.part_logits, _padded(last.u), _padded(last.v), batch["points"].to(device),
+            last.part_logits, last.u, last.v, batch["points"].to(device),
             size, stride,
         )  # fmt: skip
         keep = batch["point_I"] > 0
