@@ -1,8 +1,8 @@
 """``dptrack-build``: the command line. Thin: it parses flags and calls the library.
 
-Commands: ``run`` (the main job), ``inspect`` (what a run wrote), ``validate`` (what is wrong with
-an annotation file), ``synth`` (a small dataset with exact truth), ``score`` (a run against that
-truth). ``dptrack-build COMMAND --help`` explains each.
+Commands: ``run`` (the main job), ``pairs`` (flow pairs from unlabelled video), ``inspect`` (what a
+run wrote), ``validate`` (what is wrong with an annotation file), ``synth`` (a small dataset with
+exact truth), ``score`` (a run against that truth). ``dptrack-build COMMAND --help`` explains each.
 """
 
 from __future__ import annotations
@@ -71,11 +71,11 @@ def _runs_here(beam_args: list[str]) -> bool:
 _SHARD_PREFIXES = ("instances-", "dense-", "rejects-", "dataset_info.json")
 
 
-def _prepare_out(out: str, overwrite: bool) -> None:
+def _prepare_out(out: str, overwrite: bool, prefixes: tuple[str, ...] = _SHARD_PREFIXES) -> None:
     if "://" in out:
         return  # remote filesystems: Beam's FileSystems handles them in the writers
     if os.path.isdir(out):
-        old = [f for f in os.listdir(out) if f.startswith(_SHARD_PREFIXES)]
+        old = [f for f in os.listdir(out) if f.startswith(prefixes)]
         if old and not overwrite:
             raise click.UsageError(
                 f"{out} already holds shards ({len(old)} files such as {sorted(old)[0]}); "
@@ -235,25 +235,13 @@ def run(
     annotations and frames go to rejects-*.parquet with their reason; the run goes on.
     """
     from dptrack_pipeline.config import PropagateConfig
-    from dptrack_pipeline.flow.registry import available_estimators, create_estimator
+    from dptrack_pipeline.flow.registry import create_estimator
     from pipelines.propagate import prepare
     from pipelines.propagate import run as run_pipeline
 
-    if estimator not in available_estimators():
-        raise click.BadParameter(
-            f"unknown estimator {estimator!r}; available: {', '.join(available_estimators())}",
-            param_hint="--estimator",
-        )
-    options = _estimator_options(estimator_option)
     flags = {"checkpoint": checkpoint, "device": device, "precision": precision}
     flags["batch_size"] = batch_size
-    given = {key: value for key, value in flags.items() if value is not None}
-    if given and estimator != "flownet2":
-        names = ", ".join("--" + key.replace("_", "-") for key in given)
-        raise click.UsageError(
-            f"{names}: only for --estimator flownet2 (got --estimator {estimator})"
-        )
-    options.update(given)
+    options = _flownet2_options(estimator, estimator_option, flags)
     try:
         config = PropagateConfig(
             annotations=annotations,
@@ -291,6 +279,258 @@ def run(
         )
         for problem in counters_add_up(c):
             click.echo(f"warning: {problem}", err=True)
+
+
+EPILOG_PAIRS = """\b
+Any option not listed above is passed to Apache Beam's PipelineOptions, e.g.
+  --direct_num_workers 2 --direct_running_mode multi_processing
+  --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
+
+\b
+People file (--people): JSON list of {"video", "frame", "x", "y", "scale"[, "person"]} or a CSV
+with those columns; video = file name without extension or folder name, frame = 0-based index,
+(x, y) = person centre in pixels, scale = MPII scale (person about 200*scale px tall). The crop
+is a square of side 200*scale*--context around the centre. Without --people every frame is
+cropped to its centred square of side min(W, H).
+
+\b
+Examples:
+  dptrack-build pairs --videos mpii_videos/ --people mpii_people.csv --out pairs/
+  dptrack-build pairs --videos clip.mp4 --out pairs/ --mode chained --stride 2
+  dptrack-build pairs --videos mpii_videos/ --out gs://b/pairs --estimator flownet2 \\
+      --checkpoint gs://b/FlowNet2_checkpoint.pth.tar --precision bf16 \\
+      --runner DataflowRunner --project P --region R --temp_location gs://b/tmp
+"""
+
+
+def _flownet2_options(
+    estimator: str, estimator_option: tuple[str, ...], flags: dict[str, Any]
+) -> dict[str, Any]:
+    """Estimator options from ``--estimator-option`` and the FlowNet2-only flags."""
+    from dptrack_pipeline.flow.registry import available_estimators
+
+    if estimator not in available_estimators():
+        raise click.BadParameter(
+            f"unknown estimator {estimator!r}; available: {', '.join(available_estimators())}",
+            param_hint="--estimator",
+        )
+    options = _estimator_options(estimator_option)
+    given = {key: value for key, value in flags.items() if value is not None}
+    if given and estimator != "flownet2":
+        names = ", ".join("--" + key.replace("_", "-") for key in given)
+        raise click.UsageError(
+            f"{names}: only for --estimator flownet2 (got --estimator {estimator})"
+        )
+    options.update(given)
+    return options
+
+
+_PAIRS_PREFIXES = ("pairs-", "dense-", "rejects-", "dataset_info.json")
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    epilog=EPILOG_PAIRS,
+)
+@click.option(
+    "--videos",
+    "videos",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True),
+    help="A video file, a folder of frame images, or a folder of those (one level). Repeatable.",
+)
+@click.option(
+    "--people",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Person centres and scales per frame (JSON or CSV, format below).",
+)
+@click.option("--out", required=True, help="Output folder for shards and dataset_info.json.")
+@click.option(
+    "--offsets",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 30),
+    help="K: pair every anchor frame T with T-K..T+K.",
+)
+@click.option(
+    "--stride",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Anchor frames are 0, S, 2S, ... (1: every frame).",
+)
+@click.option(
+    "--crop-size",
+    default=256,
+    show_default=True,
+    type=click.IntRange(8, 1024),
+    help="Side of the square crops and crop flows.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["direct", "chained"]),
+    default="direct",
+    show_default=True,
+    help="direct: estimate every flow T->T+k; chained: estimate one-step flows only and "
+    "compose them (2 flows per frame instead of 2K; errors add up along the chain).",
+)
+@click.option(
+    "--estimator",
+    default="dis",
+    show_default=True,
+    help="Optical flow estimator: dis, farneback (CPU) or flownet2 (GPU, needs --checkpoint).",
+)
+@click.option(
+    "--estimator-option",
+    "estimator_option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Estimator option, e.g. preset=fast (dis). Repeatable.",
+)
+@click.option("--checkpoint", default=None, help="flownet2: FlowNet2_checkpoint.pth.tar.")
+@click.option("--device", default=None, metavar="cuda|cuda:N|cpu", help="flownet2: device.")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default=None,
+    help="flownet2: dtype [default: fp32].",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(1), default=None, help="flownet2: pairs per pass."
+)
+@click.option(
+    "--fb-threshold",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Forward-backward check in pixels: a crop pixel whose round trip misses by more is "
+    "invalid.",
+)
+@click.option(
+    "--min-valid",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Reject pairs whose fraction of valid crop pixels is below this (pairs with none are "
+    "always rejected).",
+)
+@click.option(
+    "--context",
+    default=1.25,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="--people boxes: side = 200 * scale * context.",
+)
+@click.option(
+    "--people-reach",
+    default=20,
+    show_default=True,
+    type=click.IntRange(0),
+    help="--people: a frame without rows uses the nearest frame with rows within this many frames.",
+)
+@click.option(
+    "--chunk-anchors",
+    default=256,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Anchors per parallel work item (long videos split into chunks).",
+)
+@click.option(
+    "--num-shards",
+    type=click.IntRange(1),
+    default=None,
+    help="Number of output shards [default: about one per 1000 pairs].",
+)
+@click.option("--overwrite", is_flag=True, help="Replace shards already in --out.")
+@click.option(
+    "--progress/--no-progress", default=True, show_default=True, help="Progress bar over pairs."
+)
+@click.pass_context
+def pairs(
+    ctx: click.Context,
+    videos: tuple[str, ...],
+    people: str | None,
+    out: str,
+    offsets: int,
+    stride: int,
+    crop_size: int,
+    mode: str,
+    estimator: str,
+    estimator_option: tuple[str, ...],
+    checkpoint: str | None,
+    device: str | None,
+    precision: str | None,
+    batch_size: int | None,
+    fb_threshold: float,
+    min_valid: float,
+    context: float,
+    people_reach: int,
+    chunk_anchors: int,
+    num_shards: int | None,
+    overwrite: bool,
+    progress: bool,
+) -> None:
+    """Unlabelled video -> person-cropped flow pairs T -> T±1..K for equivariance training.
+
+    For every anchor frame T (0, S, 2S, ...) and k in ±1..K, both frames are cropped around the
+    person, the flow T->T+k is computed (direct) or composed from one-step flows (chained),
+    checked forward-backward, and written in crop coordinates with its validity mask: HDF5
+    crops/flows/valid and a Parquet index (pairs-*.parquet), read by dptrack-train --pairs.
+    Unreadable videos or frames and bad people rows go to rejects-*.parquet with their reason.
+    """
+    from dptrack_pipeline.config import PairsConfig
+    from dptrack_pipeline.flow.registry import create_estimator
+    from pipelines.pairs import prepare
+    from pipelines.pairs import run as run_pipeline
+
+    flags = {"checkpoint": checkpoint, "device": device, "precision": precision}
+    flags["batch_size"] = batch_size
+    options = _flownet2_options(estimator, estimator_option, flags)
+    try:
+        config = PairsConfig(
+            videos=tuple(videos),
+            out=out,
+            people=people,
+            max_offset=offsets,
+            stride=stride,
+            crop_size=crop_size,
+            mode=mode,
+            estimator=estimator,
+            estimator_options=options,
+            fb_threshold=fb_threshold,
+            min_valid=min_valid,
+            context=context,
+            people_reach=people_reach,
+            chunk_anchors=chunk_anchors,
+            num_shards=num_shards,
+            progress=progress,
+        )
+        prepared = prepare(config)
+        if _runs_here(ctx.args):
+            create_estimator(estimator, **options).check_runtime()
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise click.ClickException(str(err)) from err
+    _prepare_out(out, overwrite, _PAIRS_PREFIXES)
+    click.echo(
+        f"{len(prepared.videos)} videos, about {prepared.estimated_pairs} pairs, "
+        f"{prepared.num_shards} shards; Beam options: {' '.join(ctx.args) or '(DirectRunner)'}",
+        err=True,
+    )
+    run_pipeline(config, ctx.args, prepared)
+    from dptrack_pipeline.shards import read_dataset_info
+
+    if "://" not in out:
+        c = read_dataset_info(out)["counters"]
+        click.echo(
+            f"wrote {c['pairs_written']} pairs ({c['pairs_rejected']} rejected of "
+            f"{c['pairs_planned']}), {c.get('crops_written', 0)} crops, {c['flows_computed']} "
+            f"flows, {c['frames_decoded']} frames decoded, {c['videos_rejected']} of "
+            f"{c['videos_in']} videos rejected -> {out}"
+        )
+        if c["pairs_planned"] != c["pairs_written"] + c["pairs_rejected"]:
+            click.echo("warning: pairs_planned != pairs_written + pairs_rejected", err=True)
 
 
 @main.command()

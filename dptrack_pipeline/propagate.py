@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dptrack_pipeline.flow.consistency import track_grid, track_points
+from dptrack_pipeline.flow.consistency import PointTrack, track_grid, track_points
 from dptrack_pipeline.structures import DP_GRID, dp_to_pixels, pixels_to_dp
 
 Box = tuple[float, float, float, float]
@@ -360,16 +360,46 @@ def crop_flow(
         inside the target frame and the forward-backward check passes.
     """
     centres = crop_pixel_centres(source_box, size)
-    height, width = flow_fwd.shape[:2]
     track = track_grid(centres, flow_fwd, flow_bwd)
-    # Target-crop coordinates of the moved points, minus the source-crop pixel grid.
+    return crop_flow_from_track(
+        track, source_box, target_box, size, flow_fwd.shape[:2], fb_threshold
+    )
+
+
+def crop_flow_from_track(
+    track: PointTrack,
+    source_box: Box,
+    target_box: Box,
+    size: int,
+    source_shape: tuple[int, int],
+    fb_threshold: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`crop_flow` from an already computed track of the source crop's pixel centres.
+
+    Args:
+        track: the ``size * size`` pixel centres of ``source_box``'s crop (row-major, as from
+            :func:`crop_pixel_centres`) carried to the target frame, by a direct flow
+            (:func:`~dptrack_pipeline.flow.consistency.track_grid`) or a chain of one-step flows
+            (:func:`~dptrack_pipeline.flow.consistency.track_grid_chained`).
+        source_box, target_box: ``(x, y, w, h)`` crop boxes in source / target frame pixels.
+        size: crop side S.
+        source_shape: ``(H, W)`` of the source frame.
+        fb_threshold: forward-backward threshold in pixels.
+
+    Returns:
+        ``(flow, valid)`` as :func:`crop_flow`.
+    """
+    height, width = source_shape
     tx0, ty0, tw, th = target_box
     moved = track.moved.reshape(size, size, 2)
     c = np.arange(size, dtype=np.float32)
     flow = np.empty((size, size, 2), np.float32)
     flow[..., 0] = (moved[..., 0] - tx0) * (size / tw) - 0.5 - c[None, :]
     flow[..., 1] = (moved[..., 1] - ty0) * (size / th) - 0.5 - c[:, None]
-    gx, gy = centres[0, :, 0], centres[:, 0, 1]  # the grid is separable
+    m = crop_affine(source_box, size)  # the grid is separable (same numbers as crop_pixel_centres)
+    c64 = np.arange(size, dtype=np.float64)
+    gx = (m[0, 0] * c64 + m[0, 2]).astype(np.float32)
+    gy = (m[1, 1] * c64 + m[1, 2]).astype(np.float32)
     inside_source = ((gx >= 0) & (gx <= width - 1))[None, :] & ((gy >= 0) & (gy <= height - 1))[
         :, None
     ]

@@ -20,6 +20,7 @@ Conventions: points ``(N, 2)`` ``(x, y)`` in pixels with pixel centres on intege
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,6 +101,52 @@ def track_grid(grid: np.ndarray, flow_fwd: np.ndarray, flow_bwd: np.ndarray) -> 
     moved = moved.reshape(-1, 2)
     inside = points_inside(moved, flow_bwd.shape[1], flow_bwd.shape[0])
     return PointTrack(moved=moved, error=error.astype(np.float32), inside=inside)
+
+
+def track_grid_chained(
+    grid: np.ndarray, steps_fwd: Sequence[np.ndarray], steps_bwd: Sequence[np.ndarray]
+) -> PointTrack:
+    """:func:`track_grid` along a chain of one-step flows instead of one direct flow.
+
+    The flow A->B is the composition of the steps, evaluated by sampling (as
+    :func:`compose_flows` does, but only at the grid's points): ``p_0 = p``,
+    ``p_{i+1} = p_i + F_i(p_i)``. The way back goes through ``steps_bwd`` the same way from the
+    landing point, and the error is ``|back - p|`` as for a direct pair. A point is ``inside``
+    only when it stays inside the frame after **every** forward step: a point that leaves the frame
+    half-way reads clamped border flow from then on and cannot be trusted.
+
+    Args:
+        grid: ``(h, w, 2)`` ``(x, y)`` points in frame A (pixels, centres on integers).
+        steps_fwd: flows applied in order, e.g. ``[F_{T->T+1}, F_{T+1->T+2}]`` for A = T,
+            B = T+2 (or ``[F_{T->T-1}, F_{T-1->T-2}]`` going back in time); at least one.
+        steps_bwd: flows from B back to A in order, e.g. ``[F_{T+2->T+1}, F_{T+1->T}]``.
+
+    Returns:
+        A :class:`PointTrack` over the ``h * w`` points in row-major order. With one step each
+        it equals :func:`track_grid` on the same flows.
+    """
+    if not steps_fwd or not steps_bwd:
+        raise ValueError("need at least one forward and one backward step")
+    fwd = [check_flow(f, f"steps_fwd[{i}]") for i, f in enumerate(steps_fwd)]
+    bwd = [check_flow(f, f"steps_bwd[{i}]") for i, f in enumerate(steps_bwd)]
+    grid = np.asarray(grid, dtype=np.float32)
+    if grid.ndim != 3 or grid.shape[2] != 2:
+        raise ValueError(f"grid must have shape (h, w, 2) as (x, y), got {grid.shape}")
+    moved = grid
+    inside = np.ones(grid.shape[:2], dtype=bool)
+    for flow in fwd:
+        moved = moved + sample_grid(flow, moved)
+        inside &= points_inside(moved.reshape(-1, 2), flow.shape[1], flow.shape[0]).reshape(
+            grid.shape[:2]
+        )
+    back = moved
+    for flow in bwd:
+        back = back + sample_grid(flow, back)
+    miss = back - grid
+    error = np.hypot(miss[..., 0], miss[..., 1]).reshape(-1)
+    return PointTrack(
+        moved=moved.reshape(-1, 2), error=error.astype(np.float32), inside=inside.reshape(-1)
+    )
 
 
 def _track(points: np.ndarray, displacement: np.ndarray, flow_bwd: np.ndarray) -> PointTrack:

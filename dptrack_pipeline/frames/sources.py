@@ -423,7 +423,8 @@ def count_video_frames(path: str) -> int:
     return count
 
 
-def _natural_key(name: str) -> list[object]:
+def natural_key(name: str) -> list[object]:
+    """Sort key comparing digit runs as numbers (``2.jpg`` before ``10.jpg``), case-insensitive."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
@@ -445,4 +446,4 @@ def list_image_frames(folder: str) -> list[str]:
         for entry in os.scandir(folder)
         if entry.is_file() and entry.name.lower().endswith(IMAGE_EXTENSIONS)
     ]
-    return [os.path.join(folder, name) for name in sorted(names, key=_natural_key)]
+    return [os.path.join(folder, name) for name in sorted(names, key=natural_key)]

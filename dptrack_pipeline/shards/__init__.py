@@ -27,6 +27,7 @@ from dptrack_pipeline.shards.manifest import (
 from dptrack_pipeline.shards.naming import (
     PREFIX_DENSE,
     PREFIX_INSTANCES,
+    PREFIX_PAIRS,
     PREFIX_REJECTS,
     parse_shard_filename,
     shard_filename,
@@ -43,6 +44,7 @@ from dptrack_pipeline.shards.reader import (
     SchemaMismatchError,
     list_shards,
     read_instances,
+    read_pairs,
     read_rejects,
     verify_output,
 )
@@ -56,6 +58,7 @@ from dptrack_pipeline.shards.schema import (
 __all__ = [
     "PREFIX_DENSE",
     "PREFIX_INSTANCES",
+    "PREFIX_PAIRS",
     "PREFIX_REJECTS",
     "RECORD_SORT_KEY",
     "REQUIRED_COUNTERS",
@@ -74,6 +77,7 @@ __all__ = [
     "parse_shard_filename",
     "read_dataset_info",
     "read_instances",
+    "read_pairs",
     "read_rejects",
     "shard_filename",
     "shard_for_key",

@@ -77,6 +77,46 @@ CONVENTIONS = {
     ),
 }
 
+PAIRS_INFO_SCHEMA = "pairs_info"
+KIND_PAIRS = "pairs"
+REQUIRED_PAIRS_COUNTERS = (
+    "videos_in",
+    "videos_planned",
+    "videos_rejected",
+    "frames_in_videos",
+    "frames_decoded",
+    "flows_computed",
+    "flows_needed",
+    "pairs_planned",
+    "pairs_written",
+    "pairs_rejected",
+    "people_in",
+    "people_used",
+    "people_rejected",
+)
+"""Counters every ``pairs`` manifest carries (``schemas/pairs_info.v1.json``)."""
+
+PAIRS_CONVENTIONS = {
+    "box_convention": CONVENTIONS["box_convention"]
+    .replace("bbox and crop_box are", "crop_box_a and crop_box_b are")
+    .replace("the frame the row is about", "frame_a and frame_b"),
+    "crop_convention": (
+        "crops[i]: a crop box resampled to S x S RGB uint8; crop pixel (c, r) has its centre at "
+        "frame point (crop_x + (c + 0.5) / S * crop_w, crop_y + (r + 0.5) / S * crop_h)"
+    ),
+    "flow_convention": (
+        "flows[k]: (S, S, 2) float32 (stored float16), channel 0 = x, from crop A to crop B in "
+        "crop-B pixels: the value at crop-A pixel (c, r) is the position of the same point in "
+        "crop B minus (c, r); so crop B sampled at p + flow(p) looks like crop A at p where "
+        "valid[k] is 1 (forward-backward check passed, point inside both frames)"
+    ),
+    "pairs_convention": (
+        "one row per directed pair (frame_a -> frame_b = frame_a + offset) and person; "
+        "crop A = crops[crop_a_index] (frame_a over crop_box_a), crop B = crops[crop_b_index] "
+        "(frame_b over crop_box_b), flow and valid = flows/valid[flow_index]"
+    ),
+}
+
 _FILE_KEYS = ("file", "kind", "rows", "bytes", "sha256")
 
 
@@ -224,10 +264,71 @@ def build_dataset_info(
     return info
 
 
+def build_pairs_info(
+    *,
+    files: list[dict],
+    counters: dict[str, int],
+    estimator: str,
+    estimator_params: dict,
+    fb_threshold: float,
+    offsets: list[int],
+    crop_size: int,
+    num_shards: int,
+    mode: str,
+    stride: int,
+    config: dict,
+    extra: dict | None = None,
+) -> dict:
+    """The manifest of a ``dptrack-build pairs`` folder (``schemas/pairs_info.v1.json``).
+
+    Arguments as for :func:`build_dataset_info`, plus ``mode`` (``direct``/``chained``) and
+    ``stride``; ``counters`` must include :data:`REQUIRED_PAIRS_COUNTERS`.
+    """
+    entries = sorted((_file_entry(f, int(num_shards)) for f in files), key=lambda e: e["file"])
+    names = [e["file"] for e in entries]
+    if len(set(names)) != len(names):
+        raise ValueError(
+            f"duplicate file entries: {sorted(n for n in names if names.count(n) > 1)}"
+        )
+    kinds = (naming.PREFIX_PAIRS, naming.PREFIX_DENSE, naming.PREFIX_REJECTS)
+    totals = {kind: 0 for kind in kinds}
+    for entry in entries:
+        totals[entry["kind"]] += int(entry["rows"])
+    versions = library_versions()
+    return {
+        "kind": KIND_PAIRS,
+        "schema_version": SCHEMA_VERSION,
+        "schemas": {kind: SCHEMA_VERSION for kind in kinds},
+        "code_version": versions["dptrack"],
+        "versions": versions,
+        "estimator": str(estimator),
+        "estimator_params": to_json_value(dict(estimator_params), "estimator_params"),
+        "fb_threshold": float(fb_threshold),
+        "offsets": sorted(int(o) for o in offsets),
+        "crop_size": int(crop_size),
+        "num_shards": int(num_shards),
+        "mode": str(mode),
+        "stride": int(stride),
+        "config": to_json_value(dict(config), "config"),
+        "counters": to_json_value(dict(sorted(counters.items())), "counters"),
+        "totals": totals,
+        "files": entries,
+        **PAIRS_CONVENTIONS,
+        "extra": to_json_value(dict(extra or {}), "extra"),
+    }
+
+
+def is_pairs_info(info: Mapping[str, Any]) -> bool:
+    """Whether a manifest describes a ``pairs`` folder (else a ``run`` folder)."""
+    return isinstance(info, Mapping) and info.get("kind") == KIND_PAIRS
+
+
 def dataset_info_errors(info: Mapping[str, Any]) -> list[str]:
-    """Every way ``info`` breaks ``schemas/dataset_info.v1.json`` (empty list = valid)."""
-    validator_cls = jsonschema.validators.validator_for(load_json_schema(DATASET_INFO_SCHEMA))
-    validator = validator_cls(load_json_schema(DATASET_INFO_SCHEMA))
+    """Every way ``info`` breaks its schema (empty list = valid): ``schemas/pairs_info.v1.json``
+    for a ``pairs`` folder (``kind == "pairs"``), else ``schemas/dataset_info.v1.json``."""
+    name = PAIRS_INFO_SCHEMA if is_pairs_info(info) else DATASET_INFO_SCHEMA
+    validator_cls = jsonschema.validators.validator_for(load_json_schema(name))
+    validator = validator_cls(load_json_schema(name))
     errors = sorted(validator.iter_errors(info), key=lambda e: (list(e.absolute_path), e.message))
     return [f"{'/'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}" for e in errors]
 
@@ -236,7 +337,8 @@ def validate_dataset_info(info: Mapping[str, Any]) -> None:
     """Raise :class:`ValueError` listing every schema violation of ``info``."""
     errors = dataset_info_errors(info)
     if errors:
-        raise ValueError("dataset_info does not match dataset_info.v1:\n  " + "\n  ".join(errors))
+        name = PAIRS_INFO_SCHEMA if is_pairs_info(info) else DATASET_INFO_SCHEMA
+        raise ValueError(f"dataset_info does not match {name}.v1:\n  " + "\n  ".join(errors))
 
 
 def dataset_info_path(out_dir: str) -> str:

@@ -20,6 +20,7 @@ import re
 PREFIX_INSTANCES = "instances"
 PREFIX_DENSE = "dense"
 PREFIX_REJECTS = "rejects"
+PREFIX_PAIRS = "pairs"
 
 EXT_PARQUET = "parquet"
 EXT_HDF5 = "h5"
@@ -28,6 +29,7 @@ EXT_FOR_PREFIX = {
     PREFIX_INSTANCES: EXT_PARQUET,
     PREFIX_DENSE: EXT_HDF5,
     PREFIX_REJECTS: EXT_PARQUET,
+    PREFIX_PAIRS: EXT_PARQUET,
 }
 """The extension each shard kind is written with."""
 

@@ -289,7 +289,7 @@ def write_parquet_table(path: str, table: pa.Table) -> None:
     pq.write_table(table, path, **PARQUET_WRITE_OPTIONS)
 
 
-def _write_file(out_dir: str, name: str, kind: str, rows: int, write: Any) -> dict[str, Any]:
+def write_shard_file(out_dir: str, name: str, kind: str, rows: int, write: Any) -> dict[str, Any]:
     path = join_path(out_dir, name)
     with atomic_write(path) as tmp:
         write(tmp)
@@ -455,8 +455,8 @@ def write_instance_shard(
             num_shards=num_shards,
         )
 
-    dense_info = _write_file(out_dir, dense_name, naming.PREFIX_DENSE, len(crops), write_dense)
-    table_info = _write_file(
+    dense_info = write_shard_file(out_dir, dense_name, naming.PREFIX_DENSE, len(crops), write_dense)
+    table_info = write_shard_file(
         out_dir,
         table_name,
         naming.PREFIX_INSTANCES,
@@ -504,7 +504,7 @@ def write_rejects_shard(
         rows.append(row)
     rows.sort(key=reject_sort_key)
     table = build_table(rows, schema)
-    return _write_file(
+    return write_shard_file(
         out_dir,
         name,
         naming.PREFIX_REJECTS,

@@ -36,7 +36,7 @@ from dptrack_pipeline.shards import naming
 from dptrack_pipeline.shards.atomic import is_remote, is_temp_name, join_path, local_path
 from dptrack_pipeline.shards.hashing import file_digest
 from dptrack_pipeline.shards.hdf5_writer import CROPS, FLOWS, VALID
-from dptrack_pipeline.shards.manifest import dataset_info_errors, read_dataset_info
+from dptrack_pipeline.shards.manifest import dataset_info_errors, is_pairs_info, read_dataset_info
 from dptrack_pipeline.shards.schema import (
     SCHEMA_VERSION,
     load_hdf5_schema,
@@ -144,6 +144,12 @@ def read_instances(out_dir: str, columns: Sequence[str] | None = None) -> pa.Tab
         SchemaMismatchError: when a file's schema differs from ``instances.v1``.
     """
     return _read_tables(out_dir, naming.PREFIX_INSTANCES, columns)
+
+
+def read_pairs(out_dir: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """All pair shards of a ``dptrack-build pairs`` folder as one table (``pairs.v1``), in shard
+    order (see :func:`read_instances`)."""
+    return _read_tables(out_dir, naming.PREFIX_PAIRS, columns)
 
 
 def read_rejects(out_dir: str) -> pa.Table:
@@ -343,6 +349,39 @@ def _check_references(path: str, dense_lengths: dict[str, dict[str, int]]) -> li
     return problems
 
 
+def _check_pair_references(path: str, dense_lengths: dict[str, dict[str, int]]) -> list[str]:
+    """Problems of the crop/flow references of one pairs shard."""
+    name = os.path.basename(path)
+    with _open_binary(path) as f:
+        table = pq.read_table(
+            f, columns=["dense_file", "crop_a_index", "crop_b_index", "flow_index", "offset"]
+        )
+    problems = []
+    for dense_file in sorted(set(table.column("dense_file").to_pylist())):
+        rows = table.filter(pc.equal(table.column("dense_file"), dense_file))
+        lengths = dense_lengths.get(dense_file)
+        if lengths is None:
+            problems.append(f"{name}: {rows.num_rows} rows reference missing {dense_file!r}")
+            continue
+        num_crops = lengths.get(CROPS, 0)
+        num_flows = min(lengths.get(FLOWS, 0), lengths.get(VALID, 0))
+        for column, limit in (
+            ("crop_a_index", num_crops),
+            ("crop_b_index", num_crops),
+            ("flow_index", num_flows),
+        ):
+            index = rows.column(column).to_numpy()
+            bad = int(np.sum((index < 0) | (index >= limit)))
+            if bad:
+                problems.append(
+                    f"{name}: {bad} rows have {column} outside [0, {limit}) of {dense_file}"
+                )
+        bad = int(np.sum(rows.column("offset").to_numpy() == 0))
+        if bad:
+            problems.append(f"{name}: {bad} rows have offset 0")
+    return problems
+
+
 def _load_info(out_dir: str, problems: list[str]) -> dict[str, Any] | None:
     """The manifest, or ``None`` (with the reason in ``problems``) when it cannot be used."""
     try:
@@ -411,6 +450,7 @@ def _check_contents(
     on_disk: dict[str, list[str]],
     rows_in_info: dict[str, Any],
     crop_size: int | None,
+    table_kind: str = naming.PREFIX_INSTANCES,
 ) -> list[str]:
     """Schemas, HDF5 layouts, row counts against the manifest, and crop/flow references."""
     problems: list[str] = []
@@ -421,7 +461,7 @@ def _check_contents(
         dense_lengths[name] = lengths
         if name in rows_in_info and lengths.get(CROPS) != rows_in_info[name]:
             problems.append(f"{name}: {lengths.get(CROPS)} crops, {INFO} says {rows_in_info[name]}")
-    for kind in (naming.PREFIX_INSTANCES, naming.PREFIX_REJECTS):
+    for kind in (table_kind, naming.PREFIX_REJECTS):
         for name in on_disk[kind]:
             path = join_path(out_dir, name)
             try:
@@ -431,6 +471,8 @@ def _check_contents(
                     problems.append(f"{name}: {rows} rows, {INFO} says {rows_in_info[name]}")
                 if kind == naming.PREFIX_INSTANCES:
                     problems.extend(_check_references(path, dense_lengths))
+                elif kind == naming.PREFIX_PAIRS:
+                    problems.extend(_check_pair_references(path, dense_lengths))
             except SchemaMismatchError as exc:
                 problems.append(str(exc).replace(path, name))
             except (OSError, pa.ArrowException) as exc:
@@ -445,7 +487,10 @@ def verify_output(out_dir: str) -> list[str]:
     exists; no file disagrees with the manifest on size, SHA-256 or rows; no shard file is missing
     from the manifest and no leftover temporary file lies around; Parquet schemas and HDF5 layouts
     match ``schemas/``; every instance row's ``crop_index``/``flow_index`` points inside its dense
-    file (and ``flow_index == -1`` exactly for sources).
+    file (and ``flow_index == -1`` exactly for sources). A ``pairs`` folder (manifest
+    ``kind == "pairs"``) is checked the same way with ``pairs-*.parquet`` in place of the instance
+    shards, its ``crop_a_index``/``crop_b_index``/``flow_index`` references, and its counters
+    (``pairs_planned = pairs_written + pairs_rejected``, same for videos and people rows).
 
     Returns:
         Problems as sentences; an empty list means the folder is complete and intact.
@@ -455,7 +500,9 @@ def verify_output(out_dir: str) -> list[str]:
     problems.extend(
         f"leftover temporary file {n}" for n in sorted(_list_names(out_dir)) if is_temp_name(n)
     )
-    kinds = (naming.PREFIX_INSTANCES, naming.PREFIX_DENSE, naming.PREFIX_REJECTS)
+    pairs = info is not None and is_pairs_info(info)
+    table_kind = naming.PREFIX_PAIRS if pairs else naming.PREFIX_INSTANCES
+    kinds = (table_kind, naming.PREFIX_DENSE, naming.PREFIX_REJECTS)
     on_disk = {kind: [os.path.basename(p) for p in list_shards(out_dir, kind)] for kind in kinds}
 
     num_shards = info.get("num_shards") if info is not None else None
@@ -474,5 +521,24 @@ def verify_output(out_dir: str) -> list[str]:
         problems.extend(_check_manifest_files(out_dir, info, disk_names, missing))
         rows_in_info = {str(e["file"]): e.get("rows") for e in info["files"]}
         crop_size = info.get("crop_size")
-    problems.extend(_check_contents(out_dir, on_disk, rows_in_info, crop_size))
+    problems.extend(_check_contents(out_dir, on_disk, rows_in_info, crop_size, table_kind))
+    if pairs:
+        problems.extend(_pair_counter_problems(info.get("counters", {})))
+    return problems
+
+
+def _pair_counter_problems(counters: dict[str, Any]) -> list[str]:
+    """Where the counters of a pairs manifest do not add up."""
+    problems = []
+    for total, parts in (
+        ("pairs_planned", ("pairs_written", "pairs_rejected")),
+        ("videos_in", ("videos_planned", "videos_rejected")),
+        ("people_in", ("people_used", "people_rejected")),
+    ):
+        values = [counters.get(k) for k in (total, *parts)]
+        if all(isinstance(v, int) for v in values) and values[0] != values[1] + values[2]:
+            problems.append(
+                f"counters do not add up: {total} {values[0]} != {parts[0]} {values[1]} + "
+                f"{parts[1]} {values[2]}"
+            )
     return problems

@@ -1,0 +1,412 @@
+"""One chunk of a ``pairs`` job: decode frames front to back, estimate flows, cut crop pairs.
+
+:func:`process_chunk` is the whole per-worker computation, independent of Beam: it takes a
+:class:`PairsChunk` (consecutive anchors of one video, with the people of those anchors) and
+yields, in anchor order,
+
+* :class:`CropOutput` - a person crop, once per distinct ``(frame, crop box)`` in the chunk
+  (with default boxes, crop A of anchor ``T + k`` is crop B of ``(T, T + k)``: stored once);
+* :class:`PairOutput` - a pair's index row with its crop flow and validity;
+* :class:`PairReject` - a pair that could not be made, with its reason.
+
+Per pair ``(T, T + k)`` and person, in frame pixels (centres on integers):
+
+1. crop A's box comes from the people file (:func:`~dptrack_pipeline.pairs.people.person_box`)
+   or the default policy (:func:`~dptrack_pipeline.pairs.people.default_box`);
+2. the ``S x S`` pixel centres of crop A are carried to frame ``T + k`` with the direct flow and
+   checked with the backward flow (``direct``), or carried step by step along one-step flows
+   (``chained``); a pixel is valid when it passes the forward-backward check (``fb_threshold``
+   px) and stays inside the frames;
+3. crop B's box is the same person's people-file box at ``T + k`` when the file has one for that
+   exact frame, else crop A's box moved by the median displacement of the valid pixels
+   (``followed``: the person stays centred without any tracker); with default boxes it is the
+   default box of ``T + k``;
+4. the flow is expressed in crop coordinates
+   (:func:`~dptrack_pipeline.propagate.crop_flow_from_track`): at crop-A pixel ``(c, r)``, the
+   position of the same point in crop B minus ``(c, r)``, in crop-B pixels. So crop B sampled at ``p
+   + flow(p)`` looks like crop A at ``p`` where valid.
+
+A pair whose valid fraction is below ``min_valid`` (or that has no valid pixel at all) is rejected
+``too_few_valid_pixels``: it would add nothing to an equivariance loss masked by validity.
+
+Memory stays bounded by ``K``, not by the video's length: see :mod:`dptrack_pipeline.pairs.plan`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dptrack_pipeline.flow.consistency import track_grid, track_grid_chained
+from dptrack_pipeline.flow.registry import FlowEstimator
+from dptrack_pipeline.frames.sources import FrameDecodeError, VideoReaders, decode_frames
+from dptrack_pipeline.pairs.people import Box, PersonEntry, default_box, person_box
+from dptrack_pipeline.pairs.plan import (
+    DIRECT,
+    anchor_flows,
+    anchor_frames_needed,
+    chain_steps,
+    frames_needed,
+    keep_flow,
+    keep_frame,
+    pair_offsets,
+)
+from dptrack_pipeline.pairs.videos import VideoSpec, frame_location
+from dptrack_pipeline.propagate import crop_flow_from_track, crop_image, crop_pixel_centres
+
+BOX_PEOPLE = "people"
+BOX_PEOPLE_NEAREST = "people_nearest"
+BOX_FOLLOWED = "followed"
+BOX_DEFAULT = "default"
+
+STAGE_PEOPLE = "people"
+STAGE_DECODE = "decode"
+STAGE_PAIRS = "pairs"
+
+TOO_FEW_VALID = "too_few_valid_pixels"
+FRAME_SIZE_MISMATCH = "frame_size_mismatch"
+CHAIN_BROKEN = "chain_broken"
+
+
+@dataclass(frozen=True)
+class PairSettings:
+    """What every chunk of a job shares (see :class:`~dptrack_pipeline.config.PairsConfig`)."""
+
+    max_offset: int = 3
+    mode: str = DIRECT
+    fb_threshold: float = 5.0
+    crop_size: int = 256
+    min_valid: float = 0.0
+    context: float = 1.25
+    estimator_name: str = "dis"
+
+
+@dataclass(frozen=True)
+class PairsChunk:
+    """Consecutive anchors of one video and who to crop there.
+
+    Attributes:
+        video: the video.
+        num_frames: frames in the video (counted by decoding).
+        anchors: anchor frames, ascending.
+        people: ``None`` for default boxes; else ``anchor -> ((entry, exact), ...)`` for the
+            anchors that have people in reach (others get no pairs).
+        targets: exact people-file entries ``(frame, person) -> entry`` of the frames the chunk
+            reads, for crop B's box.
+        frame_files: a frame folder's image paths for frames ``files_start ...``; empty for a
+            video file.
+        files_start: frame index of ``frame_files[0]``.
+    """
+
+    video: VideoSpec
+    num_frames: int
+    anchors: tuple[int, ...]
+    people: Mapping[int, tuple[tuple[PersonEntry, bool], ...]] | None = None
+    targets: Mapping[tuple[int, int], PersonEntry] = field(default_factory=dict)
+    frame_files: tuple[str, ...] = ()
+    files_start: int = 0
+
+    def planned_anchors(self) -> list[int]:
+        """Anchors that get pairs (all of them with default boxes)."""
+        if self.people is None:
+            return list(self.anchors)
+        return [a for a in self.anchors if self.people.get(a)]
+
+    def persons(self, anchor: int) -> int:
+        return 1 if self.people is None else len(self.people.get(anchor, ()))
+
+    def planned_pairs(self, max_offset: int) -> int:
+        """Pairs the chunk is expected to produce or reject."""
+        return sum(
+            self.persons(a) * len(pair_offsets(a, self.num_frames, max_offset))
+            for a in self.planned_anchors()
+        )
+
+    def location(self, index: int):
+        files = self.frame_files
+        if files:
+            return frame_location(self.video, index - self.files_start, files)
+        return frame_location(self.video, index)
+
+
+@dataclass(frozen=True, eq=False)
+class CropOutput:
+    """A crop of ``frame`` over ``box`` (float32-exact values), ``(S, S, 3)`` uint8 RGB."""
+
+    video_id: str
+    frame: int
+    box: Box
+    crop: np.ndarray
+
+    @property
+    def key(self) -> tuple[int, Box]:
+        return (self.frame, self.box)
+
+
+@dataclass(frozen=True, eq=False)
+class PairOutput:
+    """A pair's index row (``schemas/pairs.v1.json`` without the writer's columns), its crop
+    flow ``(S, S, 2)`` float32 and validity ``(S, S)`` bool."""
+
+    video_id: str
+    row: dict[str, Any]
+    flow: Any
+    valid: Any
+
+
+@dataclass(frozen=True)
+class PairReject:
+    """A reject row (``schemas/rejects.v1.json`` columns)."""
+
+    video_id: str
+    row: dict[str, Any]
+
+
+def reject_row(
+    video_id: str,
+    reason: str,
+    detail: str,
+    stage: str,
+    frame: int = -1,
+    person: int = -1,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """A ``rejects.v1`` row about a pair (``frame`` = anchor) or a video or people row."""
+    return {
+        "reason": reason,
+        "detail": detail,
+        "stage": stage,
+        "annotation_id": -1,
+        "video_id": video_id,
+        "frame_id": int(frame),
+        "track_id": int(person),
+        "offset": int(offset),
+    }
+
+
+def as_box(box: Box) -> Box:
+    """The box with float32-exact values (as stored in Parquet), so equal boxes compare equal."""
+    return tuple(float(np.float32(v)) for v in box)  # type: ignore[return-value]
+
+
+def follow_box(box: Box, displacement: np.ndarray, valid: np.ndarray) -> Box:
+    """``box`` moved by the median ``(dx, dy)`` of ``displacement`` where ``valid``.
+
+    Args:
+        box: ``(x, y, w, h)`` in frame pixels.
+        displacement: ``(N, 2)`` frame-pixel motion of the crop's pixel centres.
+        valid: ``(N,)`` bool.
+
+    Returns:
+        The moved box (unchanged when nothing is valid).
+    """
+    if not valid.any():
+        return box
+    dx, dy = np.median(displacement[valid], axis=0)
+    return (box[0] + float(dx), box[1] + float(dy), box[2], box[3])
+
+
+def _boxes_for_anchor(
+    chunk: PairsChunk, anchor: int, shape: tuple[int, int], context: float
+) -> list[tuple[int, Box, str]]:
+    height, width = shape
+    if chunk.people is None:
+        return [(0, as_box(default_box(width, height)), BOX_DEFAULT)]
+    return [
+        (e.person, as_box(person_box(e, context)), BOX_PEOPLE if exact else BOX_PEOPLE_NEAREST)
+        for e, exact in chunk.people.get(anchor, ())
+    ]
+
+
+def process_chunk(
+    chunk: PairsChunk,
+    estimator: FlowEstimator,
+    settings: PairSettings,
+    counters: Counter,
+    readers: VideoReaders | None = None,
+) -> Iterator[CropOutput | PairOutput | PairReject]:
+    """Make the pairs of one chunk (see the module docstring); add to ``counters``.
+
+    Every planned pair (:meth:`PairsChunk.planned_pairs`) ends as exactly one
+    :class:`PairOutput` or :class:`PairReject`. Counters: ``frames_decoded``, ``frames_failed``,
+    ``flows_computed``, ``anchors_done``, ``pairs_made``, ``rejected.<reason>``.
+    """
+    n, big_k, mode = chunk.num_frames, settings.max_offset, settings.mode
+    anchors = chunk.planned_anchors()
+    to_decode = frames_needed(anchors, n, big_k)
+    cursor = 0
+    frames: dict[int, np.ndarray] = {}
+    failed: dict[int, FrameDecodeError] = {}
+    flows: dict[tuple[int, int], np.ndarray] = {}
+    emitted: set[tuple[int, Box]] = set()
+    for i, anchor in enumerate(anchors):
+        last = max(anchor_frames_needed(anchor, n, big_k))
+        batch = []
+        while cursor < len(to_decode) and to_decode[cursor] <= last:
+            batch.append(to_decode[cursor])
+            cursor += 1
+        if batch:
+            results = decode_frames([chunk.location(f) for f in batch], readers)
+            for f, result in zip(batch, results, strict=True):
+                if isinstance(result, FrameDecodeError):
+                    failed[f] = result
+                    counters["frames_failed"] += 1
+                else:
+                    frames[f] = result
+                    counters["frames_decoded"] += 1
+        todo = [
+            p
+            for p in anchor_flows(anchor, n, big_k, mode)
+            if p not in flows
+            and p[0] in frames
+            and p[1] in frames
+            and frames[p[0]].shape == frames[p[1]].shape
+        ]
+        if todo:
+            results = estimator.estimate_batch([(frames[a], frames[b]) for a, b in todo])
+            flows.update(zip(todo, results, strict=True))
+            counters["flows_computed"] += len(todo)
+        for out in _anchor_pairs(chunk, anchor, frames, failed, flows, settings, emitted):
+            if isinstance(out, PairReject):
+                counters[f"rejected.{out.row['reason']}"] += 1
+            elif isinstance(out, PairOutput):
+                counters["pairs_made"] += 1
+            yield out
+        counters["anchors_done"] += 1
+        following = anchors[i + 1] if i + 1 < len(anchors) else None
+        for f in [f for f in frames if not keep_frame(f, following, big_k)]:
+            del frames[f]
+        for p in [p for p in flows if not keep_flow(p, following, big_k, mode)]:
+            del flows[p]
+
+
+def _anchor_pairs(
+    chunk: PairsChunk,
+    anchor: int,
+    frames: Mapping[int, np.ndarray],
+    failed: Mapping[int, FrameDecodeError],
+    flows: Mapping[tuple[int, int], np.ndarray],
+    settings: PairSettings,
+    emitted: set[tuple[int, Box]],
+) -> Iterator[CropOutput | PairOutput | PairReject]:
+    vid = chunk.video.video_id
+    offsets = pair_offsets(anchor, chunk.num_frames, settings.max_offset)
+    size = settings.crop_size
+    if anchor in failed:
+        err = failed[anchor]
+        persons = (
+            [0] if chunk.people is None else [e.person for e, _ in chunk.people.get(anchor, ())]
+        )
+        for person in persons:
+            for k in offsets:
+                yield PairReject(
+                    vid,
+                    reject_row(
+                        vid,
+                        err.reason,
+                        f"anchor frame {anchor}: {err}",
+                        STAGE_DECODE,
+                        anchor,
+                        person,
+                        k,
+                    ),
+                )
+        return
+    image_a = frames[anchor]
+    shape = image_a.shape[:2]
+    for person, box_a, source_a in _boxes_for_anchor(chunk, anchor, shape, settings.context):
+        centres = crop_pixel_centres(box_a, size)
+        displacement_base = centres.reshape(-1, 2)
+        for k in offsets:
+            target = anchor + k
+
+            def reject(reason: str, detail: str, stage: str = STAGE_PAIRS) -> PairReject:
+                return PairReject(vid, reject_row(vid, reason, detail, stage, anchor, person, k))  # noqa: B023
+
+            if target in failed:
+                err = failed[target]
+                yield reject(err.reason, f"partner frame {target}: {err}", STAGE_DECODE)
+                continue
+            if frames[target].shape != image_a.shape:
+                yield reject(
+                    FRAME_SIZE_MISMATCH,
+                    f"frame {anchor} is {image_a.shape[1]}x{image_a.shape[0]} but frame "
+                    f"{target} is {frames[target].shape[1]}x{frames[target].shape[0]}",
+                )
+                continue
+            if settings.mode == DIRECT:
+                track = track_grid(centres, flows[(anchor, target)], flows[(target, anchor)])
+            else:
+                fwd, bwd = chain_steps(anchor, k)
+                missing = sorted({f for p in fwd for f in p if f not in frames})
+                if missing:
+                    yield reject(
+                        CHAIN_BROKEN,
+                        f"chained flow {anchor}->{target} needs frames {missing}, which could "
+                        "not be decoded",
+                        STAGE_DECODE,
+                    )
+                    continue
+                if any(frames[f].shape != image_a.shape for p in fwd for f in p):
+                    yield reject(
+                        FRAME_SIZE_MISMATCH,
+                        f"a frame between {anchor} and {target} differs in size from frame "
+                        f"{anchor}",
+                    )
+                    continue
+                track = track_grid_chained(
+                    centres, [flows[p] for p in fwd], [flows[p] for p in bwd]
+                )
+            passed = track.kept(settings.fb_threshold)
+            target_entry = chunk.targets.get((target, person)) if chunk.people is not None else None
+            if chunk.people is None:
+                box_b, source_b = as_box(default_box(shape[1], shape[0])), BOX_DEFAULT
+            elif target_entry is not None:
+                box_b, source_b = as_box(person_box(target_entry, settings.context)), BOX_PEOPLE
+            else:
+                box_b = as_box(follow_box(box_a, track.moved - displacement_base, passed))
+                source_b = BOX_FOLLOWED
+            flow, valid = crop_flow_from_track(
+                track, box_a, box_b, size, shape, settings.fb_threshold
+            )
+            fraction = float(valid.mean())
+            if fraction <= 0.0 or fraction < settings.min_valid:
+                yield reject(
+                    TOO_FEW_VALID,
+                    f"{fraction:.1%} of the crop's pixels passed the forward-backward check "
+                    f"(minimum {settings.min_valid:.1%}, and at least one pixel)",
+                )
+                continue
+            for frame, box in ((anchor, box_a), (target, box_b)):
+                if (frame, box) not in emitted:
+                    emitted.add((frame, box))
+                    yield CropOutput(vid, frame, box, crop_image(frames[frame], box, size))
+            magnitude = np.hypot(flow[..., 0], flow[..., 1])[valid]
+            error = track.error.reshape(size, size)[valid]
+            yield PairOutput(
+                vid,
+                {
+                    "video_id": vid,
+                    "frame_a": int(anchor),
+                    "frame_b": int(target),
+                    "offset": int(k),
+                    "person": int(person),
+                    "mode": settings.mode,
+                    "estimator": settings.estimator_name,
+                    "box_source_a": source_a,
+                    "box_source_b": source_b,
+                    "crop_box_a": list(box_a),
+                    "crop_box_b": list(box_b),
+                    "frame_width": int(shape[1]),
+                    "frame_height": int(shape[0]),
+                    "valid_fraction": fraction,
+                    "flow_median": float(np.median(magnitude)),
+                    "fb_error_median": float(np.median(error)),
+                },
+                flow,
+                valid,
+            )
