@@ -16,7 +16,8 @@ Per pair ``(T, T + k)`` and person, in frame pixels (centres on integers):
 2. the ``S x S`` pixel centres of crop A are carried to frame ``T + k`` with the direct flow and
    checked with the backward flow (``direct``), or carried step by step along one-step flows
    (``chained``); a pixel is valid when it passes the forward-backward check (``fb_threshold``
-   px) and stays inside the frames;
+   px), stays inside the frames and lands inside crop B (a point that leaves crop B has nothing
+   to be compared with there);
 3. crop B's box is the same person's people-file box at ``T + k`` when the file has one for that
    exact frame, else crop A's box moved by the median displacement of the valid pixels
    (``followed``: the person stays centred without any tracker); with default boxes it is the
@@ -191,6 +192,16 @@ def reject_row(
 def as_box(box: Box) -> Box:
     """The box with float32-exact values (as stored in Parquet), so equal boxes compare equal."""
     return tuple(float(np.float32(v)) for v in box)  # type: ignore[return-value]
+
+
+def inside_crop(flow: np.ndarray) -> np.ndarray:
+    """``(S, S)`` bool: crop-A pixel ``p`` lands inside crop B, ``0 <= p + flow(p) <= S - 1``
+    (between the outermost pixel centres), where crop B has something to compare with."""
+    size = flow.shape[0]
+    c = np.arange(size, dtype=np.float32)
+    x = flow[..., 0] + c[None, :]
+    y = flow[..., 1] + c[:, None]
+    return (x >= 0) & (x <= size - 1) & (y >= 0) & (y <= size - 1)
 
 
 def follow_box(box: Box, displacement: np.ndarray, valid: np.ndarray) -> Box:
@@ -373,6 +384,7 @@ def _anchor_pairs(
             flow, valid = crop_flow_from_track(
                 track, box_a, box_b, size, shape, settings.fb_threshold
             )
+            valid &= inside_crop(flow)
             fraction = float(valid.mean())
             if fraction <= 0.0 or fraction < settings.min_valid:
                 yield reject(

@@ -1,7 +1,8 @@
-"""Stream dptrack shards into PyTorch: an ``IterableDataset`` any training job can import.
+"""Stream dptrack shards into PyTorch: ``IterableDataset``\ s any training job can import.
 
-One sample is one instance row of ``instances-*.parquet`` with its arrays from the paired
-``dense-*.h5`` (layout: ``schemas/instances.v1.json``, ``schemas/dense.v1.json``):
+:class:`ShardDataset` reads ``dptrack-build run`` folders: one sample is one instance row of
+``instances-*.parquet`` with its arrays from the paired ``dense-*.h5`` (layout:
+``schemas/instances.v1.json``, ``schemas/dense.v1.json``):
 
 =====================  ======================================================================
 key                    value
@@ -25,8 +26,28 @@ key                    value
                        ``row``, ``folder``
 =====================  ======================================================================
 
-:func:`collate` batches samples: points padded with ``point_I = -1``, flow fields zero-filled
-where ``has_flow`` is false.
+:class:`PairDataset` reads ``dptrack-build pairs`` folders (unlabelled video): one sample is one
+row of ``pairs-*.parquet`` (``schemas/pairs.v1.json``), a directed pair ``frame_a -> frame_b`` of
+one person, with the same keys, so the same :func:`collate` and training code take it:
+
+=====================  ======================================================================
+key                    value
+=====================  ======================================================================
+``image``              ``(3, S, S)`` uint8: crop B (``frame_b`` over ``crop_box_b``)
+``flow_source_image``  ``(3, S, S)`` uint8: crop A (``frame_a`` over ``crop_box_a``)
+``flow``               ``(S, S, 2)`` float32, A -> B as above: at crop-A pixel ``p``, the position
+                       of the same point in crop B minus ``p``, in crop-B pixels (channel 0 = x);
+                       ``flow_valid`` ``(S, S)`` bool (forward-backward check passed)
+``has_flow``           always ``True``
+``points`` ...         no labels: ``points`` ``(0, 2)`` float32, ``point_I`` ``(0,)`` int64,
+                       ``point_U``, ``point_V`` ``(0,)`` float32, ``part_mask`` all ``-1``
+``meta``               ``video_id``, ``frame_index`` (= ``frame_b``), ``source_frame_index``
+                       (= ``frame_a``), ``offset``, ``annotation_id`` (-1), ``track_id``
+                       (= ``person``), ``estimator``, ``shard``, ``row``, ``folder``
+=====================  ======================================================================
+
+:func:`collate` batches samples of either kind: points padded with ``point_I = -1``, flow fields
+zero-filled where ``has_flow`` is false.
 
 **Splitting, without overlap or loss.** Every consumer (DataLoader worker ``w`` of ``W`` on rank
 ``r`` of ``R``; ``k = r * W + w`` of ``K = R * W``) computes the same epoch order, then takes its
@@ -51,7 +72,7 @@ import os
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -83,30 +104,64 @@ COLUMNS = (
     "crop_index",
     "flow_index",
 )
+PAIR_COLUMNS = (
+    "video_id",
+    "frame_a",
+    "frame_b",
+    "offset",
+    "person",
+    "estimator",
+    "valid_fraction",
+    "dense_file",
+    "crop_a_index",
+    "crop_b_index",
+    "flow_index",
+)
 INCLUDE = ("all", "sources", "propagated")
 SPLITS = ("auto", "files", "rows")
 
 
 @dataclass(frozen=True)
 class ShardFile:
-    """One instances Parquet file: its folder, file name and row count."""
+    """One index Parquet file (instances or pairs): its folder, file name and row count."""
 
     folder: str
     name: str
     num_rows: int
 
 
-def list_shard_files(folders: Sequence[str]) -> list[ShardFile]:
-    """Every instances shard of ``folders``, in folder then shard order, with row counts.
+_FOLDER_KINDS = {
+    naming.PREFIX_INSTANCES: "a `dptrack-build run` folder: read it with ShardDataset (--shards)",
+    naming.PREFIX_PAIRS: "a `dptrack-build pairs` folder: read it with PairDataset (--pairs)",
+}
+
+
+def _missing_shards_message(folder: str, prefix: str) -> str:
+    """Why ``folder`` has nothing to read: the shard files it does hold, and what it looks like."""
+    counts = {kind: len(list_shards(folder, kind)) for kind in naming.EXT_FOR_PREFIX}
+    found = [f"{n} {kind}-*.{naming.EXT_FOR_PREFIX[kind]}" for kind, n in counts.items() if n]
+    message = f"no {prefix}-*.parquet shards in {folder}; it holds "
+    message += ", ".join(found) if found else "no shard files"
+    hints = [hint for kind, hint in _FOLDER_KINDS.items() if kind != prefix and counts[kind]]
+    return message + (f" ({hints[0]})" if hints else "")
+
+
+def list_shard_files(
+    folders: Sequence[str], prefix: str = naming.PREFIX_INSTANCES
+) -> list[ShardFile]:
+    """Every ``<prefix>-*.parquet`` shard of ``folders``, in folder then shard order, with row
+    counts (``prefix``: :data:`~dptrack_pipeline.shards.naming.PREFIX_INSTANCES` or
+    ``PREFIX_PAIRS``).
 
     Raises:
-        FileNotFoundError: a folder without instance shards.
+        FileNotFoundError: a folder without such shards; the message names the shard files it
+            does hold (e.g. a ``run`` folder given where a ``pairs`` folder is needed).
     """
     files = []
     for folder in folders:
-        paths = list_shards(str(folder), naming.PREFIX_INSTANCES)
+        paths = list_shards(str(folder), prefix)
         if not paths:
-            raise FileNotFoundError(f"no instances-*.parquet shards in {folder}")
+            raise FileNotFoundError(_missing_shards_message(str(folder), prefix))
         for path in paths:
             rows = pq.ParquetFile(path).metadata.num_rows
             files.append(ShardFile(str(folder), os.path.basename(path), rows))
