@@ -9,7 +9,7 @@ DEMO ?= demo_out
 DEMO_VIDEOS ?= 3
 DEMO_FRAMES ?= 24
 
-.PHONY: install test demo train-demo lint format bench bench-reader bench-flownet2 experiment clean
+.PHONY: install test demo train-demo pairs-demo lint format bench bench-reader bench-pairs bench-flownet2 experiment clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ train-demo: install
 		--batch-size 4 --lr 2e-3 --gt-propagation --log-every 10
 	@echo "training run (config, metrics.jsonl, metrics.png, checkpoints): $(DEMO)/train"
 
+# Flow pairs for equivariance training from the demo's frames (after make demo): no labels used.
+pairs-demo: install
+	$(VENV)/bin/dptrack-build pairs --videos $(DEMO)/synth/frames --out $(DEMO)/pairs \
+		--crop-size 128 --overwrite
+	$(VENV)/bin/dptrack-build inspect $(DEMO)/pairs --render $(DEMO)/pairs_render --max-render 6
+	@echo "pairs (Parquet index, HDF5 crops/flows, dataset_info.json): $(DEMO)/pairs"
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -55,6 +62,9 @@ bench: install
 
 bench-reader: install
 	$(PY) benchmarks/bench_reader.py
+
+bench-pairs: install
+	$(PY) benchmarks/bench_pairs.py
 
 # Needs a GPU and the public checkpoint: make bench-flownet2 CHECKPOINT=FlowNet2_checkpoint.pth.tar
 bench-flownet2: install

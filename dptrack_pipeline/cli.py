@@ -567,6 +567,9 @@ def inspect(
     )
 
     info = read_dataset_info(out)
+    if info.get("kind") == "pairs":
+        _inspect_pairs(out, info, render_dir, max_render, as_json)
+        return
     table = read_instances(out)
     offsets = offset_summary(table)
     rejects = reject_summary(read_rejects(out))
@@ -596,6 +599,63 @@ def inspect(
         click.echo(f"rendered {written} pictures into {render_dir}")
     if problems:
         sys.exit(1)
+
+
+def _inspect_pairs(
+    out: str, info: dict, render_dir: str | None, max_render: int, as_json: bool
+) -> None:
+    from dptrack_pipeline.inspect import format_pairs_summary, pairs_offset_summary, reject_summary
+    from dptrack_pipeline.shards import read_pairs, read_rejects, verify_output
+
+    table = read_pairs(out)
+    offsets = pairs_offset_summary(table)
+    rejects = reject_summary(read_rejects(out))
+    problems = verify_output(out)
+    if as_json:
+        summary = {"counters": info["counters"], "offsets": offsets, "rejects": rejects}
+        click.echo(json.dumps({**summary, "problems": problems}, indent=2))
+    else:
+        click.echo(format_pairs_summary(info, offsets, rejects))
+        click.echo(
+            "files verified against dataset_info.json and schemas"
+            if not problems
+            else "FILE PROBLEMS:\n  " + "\n  ".join(problems)
+        )
+    if render_dir:
+        written = _render_pairs(out, table.to_pylist(), render_dir, max_render)
+        click.echo(f"rendered {written} pictures into {render_dir}")
+    if problems:
+        sys.exit(1)
+
+
+def _render_pairs(out: str, rows: list[dict], render_dir: str, max_render: int) -> int:
+    """PNG per pair: crop A | crop B | crop B warped back onto A by the flow | flow picture."""
+    import cv2
+
+    from dptrack_pipeline.render import flow_picture, write_png
+    from dptrack_pipeline.shards import DenseReader
+
+    by_offset: dict[int, list[dict]] = {}
+    for r in sorted(rows, key=lambda r: (abs(r["offset"]), r["video_id"], r["frame_a"])):
+        by_offset.setdefault(r["offset"], []).append(r)
+    chosen: list[dict] = []
+    while len(chosen) < max_render and any(by_offset.values()):
+        for k in sorted(by_offset):
+            if by_offset[k] and len(chosen) < max_render:
+                chosen.append(by_offset[k].pop(0))
+    with DenseReader(out) as dense:
+        for r in chosen:
+            crop_a = dense.crop(r["dense_file"], r["crop_a_index"])
+            crop_b = dense.crop(r["dense_file"], r["crop_b_index"])
+            flow, valid = dense.flow(r["dense_file"], r["flow_index"])
+            size = flow.shape[0]
+            grid = np.mgrid[0:size, 0:size][::-1].transpose(1, 2, 0).astype(np.float32) + flow
+            warped = cv2.remap(crop_b, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR)
+            warped[~valid] = warped[~valid] // 3  # dim where the flow is not valid
+            name = f"{r['video_id']}_{r['frame_a']:06d}_p{r['person']}_off{r['offset']:+d}.png"
+            picture = np.concatenate([crop_a, crop_b, warped, flow_picture(flow, valid)], axis=1)
+            write_png(os.path.join(render_dir, name), picture)
+    return len(chosen)
 
 
 def _render(out: str, table: Any, frames_root: str, render_dir: str, max_render: int) -> int:

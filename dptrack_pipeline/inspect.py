@@ -102,3 +102,74 @@ def format_summary(info: dict, offsets: list[dict[str, Any]], rejects: dict[str,
     lines.append("counters add up" if not problems else "COUNTERS DO NOT ADD UP:")
     lines.extend(f"  {p}" for p in problems)
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- pairs folders
+
+
+def pairs_offset_summary(pairs: pa.Table) -> list[dict[str, Any]]:
+    """Per offset of a ``pairs`` folder: pairs, mean valid fraction, median flow length (crop px)
+    and median forward-backward error (frame px)."""
+    offsets = np.asarray(pairs.column("offset").to_numpy(zero_copy_only=False))
+    valid = np.asarray(pairs.column("valid_fraction").to_numpy(zero_copy_only=False))
+    motion = np.asarray(pairs.column("flow_median").to_numpy(zero_copy_only=False))
+    error = np.asarray(pairs.column("fb_error_median").to_numpy(zero_copy_only=False))
+    rows = []
+    for off in sorted(set(offsets.tolist())):
+        sel = offsets == off
+        rows.append(
+            {
+                "offset": int(off),
+                "pairs": int(sel.sum()),
+                "mean_valid_fraction": float(valid[sel].mean()),
+                "median_flow_crop_px": float(np.median(motion[sel])),
+                "median_fb_error_px": float(np.median(error[sel])),
+            }
+        )
+    return rows
+
+
+def pairs_counters_add_up(counters: dict[str, int]) -> list[str]:
+    """Where a ``pairs`` manifest's counters do not add up (empty when they do)."""
+    problems = []
+    for total, parts in (
+        ("pairs_planned", ("pairs_written", "pairs_rejected")),
+        ("videos_in", ("videos_planned", "videos_rejected")),
+        ("people_in", ("people_used", "people_rejected")),
+    ):
+        if counters.get(total, 0) != sum(counters.get(p, 0) for p in parts):
+            problems.append(
+                f"{total} ({counters.get(total, 0)}) != "
+                + " + ".join(f"{p} ({counters.get(p, 0)})" for p in parts)
+            )
+    return problems
+
+
+def format_pairs_summary(info: dict, offsets: list[dict[str, Any]], rejects: dict[str, int]) -> str:
+    """The text ``dptrack-build inspect`` prints for a ``pairs`` folder."""
+    c = info["counters"]
+    lines = [
+        f"pairs folder: estimator {info['estimator']} ({info['mode']}), offsets "
+        f"{info['offsets']}, stride {info['stride']}, crops {info['crop_size']} px, "
+        f"fb threshold {info['fb_threshold']} px, {info['num_shards']} shards",
+        f"videos: {c['videos_in']} in, {c['videos_planned']} read, {c['videos_rejected']} "
+        f"rejected; {c['frames_in_videos']} frames, {c['frames_decoded']} decoded",
+        f"pairs: {c['pairs_planned']} planned, {c['pairs_written']} written, "
+        f"{c['pairs_rejected']} rejected; {c.get('crops_written', 0)} distinct crops; "
+        f"{c['flows_computed']} flows computed ({c['flows_needed']} distinct needed)",
+        f"people rows: {c['people_in']} in, {c['people_used']} used, {c['people_rejected']} "
+        "rejected",
+        "",
+        "offset  pairs  valid  median flow (crop px)  median fb error (px)",
+    ]
+    for row in offsets:
+        lines.append(
+            f"{row['offset']:+6d} {row['pairs']:6d}  {row['mean_valid_fraction']:5.1%}"
+            f"  {row['median_flow_crop_px']:21.2f}  {row['median_fb_error_px']:20.2f}"
+        )
+    if rejects:
+        lines.append("")
+        lines.append("rejects: " + ", ".join(f"{k} {v}" for k, v in rejects.items()))
+    for problem in pairs_counters_add_up(c):
+        lines.append(f"COUNTERS DO NOT ADD UP: {problem}")
+    return "\n".join(lines)

@@ -95,7 +95,8 @@ def _integer(value: object) -> int:
 
 def _read_rows(path: str) -> list[Mapping[str, object]]:
     if path.lower().endswith(".csv"):
-        with open(path, newline="", encoding="utf-8") as handle:
+        # utf-8-sig: spreadsheet programs start CSV files with a byte-order mark.
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             missing = [f for f in REQUIRED_FIELDS if f not in (reader.fieldnames or [])]
             if missing:

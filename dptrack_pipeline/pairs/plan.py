@@ -23,9 +23,10 @@ forward-backward check). Two modes:
 **Streaming.** A worker processes the anchors of one *chunk* (consecutive anchors of one video,
 :func:`chunk_anchors`) in order, decoding frames front to back. After anchor ``T`` it drops every
 frame and flow no later anchor of the chunk needs (:func:`keep_frame`, :func:`keep_flow`), so it
-holds at most about ``2K + 1`` frames and ``4K`` direct (or ``4K`` one-step) flows whatever the
-video's length. Flows and frames that straddle two chunks are computed in both; with the default
-chunk of 256 anchors and ``K = 3`` that is 12 flows in about 1536 (0.8%).
+holds at most ``2K + 1`` frames and ``K(K + 3)`` direct flows (18 at ``K = 3``) or ``4K + 2`` one-
+step flows, whatever the video's length (``tests/pairs/test_plan.py`` replays the loop). Flows and
+frames that straddle two chunks are computed in both; with the default chunk of 256 anchors and ``K
+= 3`` that is 12 flows in about 1536 (0.8%).
 """
 
 from __future__ import annotations

@@ -12,10 +12,9 @@ order (``2.jpg`` before ``10.jpg``). :func:`discover_videos` expands the paths a
   videos, one level deep, in natural order of their names.
 
 The **video id** is the file name without extension (``clip01.mp4`` -> ``clip01``) or the folder
-name. For videos found inside a collection folder the id is the path relative to that folder
-(without extension, ``/``-separated), so ``mpii/batch1/clip.mp4`` and ``mpii/batch2/clip.mp4``
-given as ``--videos mpii`` stay apart. Ids must be unique over the job: two videos with the same id
-are an error that names both paths (people files and shards refer to videos by id).
+name; collections are not searched deeper than one level, so give each batch folder of a nested
+archive (``--videos mpii/batch1 --videos mpii/batch2``). Ids must be unique over the job: two videos
+with the same id are an error that names both paths (people files and shards refer to videos by id).
 
 Frame ``i`` of a video is the ``i``-th decoded frame (0-based) of the file, or the ``i``-th image
 of the folder. Frames are counted by decoding (:func:`count_frames`), never from the container's

@@ -524,6 +524,12 @@ def verify_output(out_dir: str) -> list[str]:
     problems.extend(_check_contents(out_dir, on_disk, rows_in_info, crop_size, table_kind))
     if pairs:
         problems.extend(_pair_counter_problems(info.get("counters", {})))
+        written = info.get("counters", {}).get("pairs_written")
+        on_file = sum(
+            int(rows or 0) for name, rows in rows_in_info.items() if name.startswith("pairs-")
+        )
+        if written != on_file:
+            problems.append(f"counters say {written} pairs written, the pair shards hold {on_file}")
     return problems
 
 

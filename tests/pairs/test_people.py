@@ -157,7 +157,10 @@ def test_bad_csv_rows_become_problems(tmp_path: Path) -> None:
         ],
     )
     entries, problems = load_people(path)
-    assert entries == [PersonEntry("a", 0, 10.0, 10.0, 1.0, 0), PersonEntry("b", 0, 10.0, 10.0, 2.0)]
+    assert entries == [
+        PersonEntry("a", 0, 10.0, 10.0, 1.0, 0),
+        PersonEntry("b", 0, 10.0, 10.0, 2.0),
+    ]
     reasons = {p.row: p.reason for p in problems}
     assert reasons == {
         2: PEOPLE_BAD_VALUE,

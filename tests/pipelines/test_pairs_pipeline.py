@@ -312,3 +312,30 @@ def test_cli_refuses_a_bad_people_file_and_passes_beam_options(tmp_path: Path) -
     assert read_dataset_info(str(out))["counters"]["pairs_written"] == 6
     result = CliRunner().invoke(main, ["pairs", "--videos", str(frames), "--out", str(out)])
     assert result.exit_code != 0 and "--overwrite" in result.output
+
+
+def test_inspect_summarises_verifies_and_renders_a_pairs_folder(
+    posetrack_pairs: Path, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["inspect", str(posetrack_pairs), "--render", str(tmp_path / "r"), "--max-render", "3"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "48 planned, 48 written, 0 rejected" in result.output
+    assert "files verified" in result.output
+    pictures = sorted((tmp_path / "r").glob("*.png"))
+    assert len(pictures) == 3
+    assert cv2.imread(str(pictures[0])).shape == (64, 4 * 64, 3)
+    summary = json.loads(
+        CliRunner().invoke(main, ["inspect", str(posetrack_pairs), "--json"]).output
+    )
+    assert [r["offset"] for r in summary["offsets"]] == [-3, -2, -1, 1, 2, 3]
+    assert summary["problems"] == []
+    # A damaged file is reported and the exit status says so.
+    victim = next(posetrack_pairs.glob("pairs-*.parquet"))
+    copy = tmp_path / "copy"
+    shutil.copytree(posetrack_pairs, copy)
+    (copy / victim.name).write_bytes(victim.read_bytes()[:-10])
+    result = CliRunner().invoke(main, ["inspect", str(copy)])
+    assert result.exit_code == 1

@@ -39,9 +39,11 @@ def test_every_schema_file_is_json_and_versioned():
         "dataset_info.v1.json",
         "dense.v1.json",
         "instances.v1.json",
+        "pairs.v1.json",
+        "pairs_info.v1.json",
         "rejects.v1.json",
     ]
-    for name in ("instances", "rejects", "dense"):
+    for name in ("instances", "rejects", "dense", "pairs"):
         doc = load_document(name)
         assert doc["name"] == name and doc["version"] == SCHEMA_VERSION
         assert doc["description"]
