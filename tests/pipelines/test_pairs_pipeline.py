@@ -339,3 +339,30 @@ def test_inspect_summarises_verifies_and_renders_a_pairs_folder(
     (copy / victim.name).write_bytes(victim.read_bytes()[:-10])
     result = CliRunner().invoke(main, ["inspect", str(copy)])
     assert result.exit_code == 1
+
+
+def test_multi_processing_workers_write_the_same_bytes(tmp_path: Path) -> None:
+    """Beam options pass through: two worker processes write what the in-process runner does."""
+    frames, _ = _synth_video(tmp_path / "synth", seed=3)
+    outs = []
+    for name, extra in (
+        ("in_process", ["--runner", "FnApiRunner"]),
+        (
+            "two_processes",
+            ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"],
+        ),
+    ):
+        out = tmp_path / name
+        result = CliRunner().invoke(
+            main,
+            ["pairs", "--videos", str(frames), "--out", str(out), "--crop-size", "16",
+             "--offsets", "2", "--num-shards", "2", "--no-progress", *extra],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        outs.append(out)
+    assert "multi_processing" in result.output
+    first, second = ((o / "dataset_info.json").read_bytes() for o in outs)
+    assert first == second
+    assert read_dataset_info(str(outs[1]))["counters"]["pairs_written"] == expected_pair_count(
+        12, 2, 1
+    )
