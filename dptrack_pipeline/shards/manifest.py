@@ -108,7 +108,8 @@ PAIRS_CONVENTIONS = {
         "flows[k]: (S, S, 2) float32 (stored float16), channel 0 = x, from crop A to crop B in "
         "crop-B pixels: the value at crop-A pixel (c, r) is the position of the same point in "
         "crop B minus (c, r); so crop B sampled at p + flow(p) looks like crop A at p where "
-        "valid[k] is 1 (forward-backward check passed, point inside both frames)"
+        "valid[k] is 1 (forward-backward check passed, point inside both frames and inside "
+        "crop B); stored rounded to 1/16 crop px and 0 where not valid"
     ),
     "pairs_convention": (
         "one row per directed pair (frame_a -> frame_b = frame_a + offset) and person; "

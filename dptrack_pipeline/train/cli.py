@@ -15,6 +15,10 @@ Examples:
   dptrack-train --shards shards/ --val-shards val_shards/ --truth val_synth/ \\
       --out runs/full --gt-propagation --equivariance real
 \b
+  # equivariance on unlabelled video: flow pairs from dptrack-build pairs (same --crop-size)
+  dptrack-build pairs --videos mpii_videos/ --people mpii_people.csv --out pairs/
+  dptrack-train --shards shards/ --pairs pairs/ --equivariance real --out runs/video_eq
+\b
   # paced learning: stage I on one set, stage II on the union with another
   dptrack-train --shards coco_like/ --finetune-shards track/ --finetune-union \\
       --steps 20000 --finetune-steps 5000 --out runs/paced
@@ -50,6 +54,13 @@ def _losses(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
     multiple=True,
     type=click.Path(exists=True, file_okay=False),
     help="Shard folder to evaluate on (its annotated instances). Repeatable.",
+)
+@click.option(
+    "--pairs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Flow-pair folder (dptrack-build pairs output, unlabelled video) for --equivariance "
+    "real: its pairs replace the propagated rows of the shards. Repeatable.",
 )
 @click.option("--out", required=True, help="Run folder: config, metrics, plot, checkpoints.")
 @click.option(
@@ -144,7 +155,8 @@ def _losses(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
     default="none",
     show_default=True,
     type=click.Choice(["none", "real", "tps"]),
-    help="Siamese equivariance: real flow from the shards, random TPS warps, or none.",
+    help="Siamese equivariance: real flow (propagated rows of the shards, or --pairs), "
+    "random TPS warps, or none.",
 )
 @click.option(
     "--equivariance-weight",
@@ -225,15 +237,21 @@ def main(**kw: object) -> None:
     Losses: part cross-entropy at annotated points and against the part masks, U/V regression
     at annotated points, optional GT propagation (the propagated instances' labels) and Siamese
     equivariance 1 - cos(Psi(A), Psi(B) warped by g), with g the real flow stored in the shards
-    or a random thin-plate-spline warp. Evaluation: % of annotated points within 5/10/20 cm.
+    (or in --pairs folders of unlabelled video) or a random thin-plate-spline warp. Evaluation:
+    % of annotated points within 5/10/20 cm.
     """
     from dptrack_pipeline.train.loop import TrainConfig, Trainer
 
     logging.basicConfig(level=logging.WARNING - 10 * int(kw.pop("verbose")))
     resume, progress = bool(kw.pop("resume")), bool(kw.pop("progress"))
     kw["stem_stride"] = int(kw["stem_stride"])
-    for key in ("shards", "val_shards", "finetune_shards"):
+    for key in ("shards", "val_shards", "finetune_shards", "pairs"):
         kw[key] = tuple(str(v) for v in kw[key])
+    if kw["pairs"] and kw["equivariance"] != "real":
+        raise click.UsageError(
+            f"--pairs feeds the real-flow equivariance loss: add --equivariance real "
+            f"(got --equivariance {kw['equivariance']})"
+        )
     try:
         config = TrainConfig(**kw)
         trainer = Trainer(config)

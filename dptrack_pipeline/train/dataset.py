@@ -1,4 +1,4 @@
-"""Stream dptrack shards into PyTorch: ``IterableDataset``\ s any training job can import.
+"""Stream dptrack shards into PyTorch: two ``IterableDataset`` classes any training job can import.
 
 :class:`ShardDataset` reads ``dptrack-build run`` folders: one sample is one instance row of
 ``instances-*.parquet`` with its arrays from the paired ``dense-*.h5`` (layout:
@@ -195,6 +195,11 @@ def mask_on_crop(
     return np.where(inside, out, 0).astype(np.int64)
 
 
+def _chw(crop: np.ndarray) -> torch.Tensor:
+    """``(S, S, 3)`` -> ``(3, S, S)`` tensor."""
+    return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
+
+
 def _consumer() -> tuple[int, int]:
     info = get_worker_info()
     return (0, 1) if info is None else (info.id, info.num_workers)
@@ -209,6 +214,10 @@ def _distributed() -> tuple[int, int]:
 class ShardDataset(IterableDataset):
     """Samples of one or more shard folders; see the module docstring for keys and splitting.
 
+    Subclasses read another kind of index shard by setting :attr:`prefix` and :attr:`columns`
+    and overriding :meth:`_file_samples` (see :class:`PairDataset`); listing, splitting,
+    shuffling and HDF5 access are shared.
+
     Args:
         folders: output folders of ``dptrack-build run``.
         include: ``"all"`` rows, only ``"sources"`` (offset 0, the annotated instances) or only
@@ -221,6 +230,11 @@ class ShardDataset(IterableDataset):
         split: ``"auto"``, ``"files"`` or ``"rows"``.
         rank, world_size: distributed position; from ``torch.distributed`` when ``None``.
     """
+
+    prefix: ClassVar[str] = naming.PREFIX_INSTANCES
+    """The index shards read: ``<prefix>-SSSSS-of-NNNNN.parquet``."""
+    columns: ClassVar[tuple[str, ...]] = COLUMNS
+    """The Parquet columns :meth:`_file_samples` needs."""
 
     def __init__(
         self,
@@ -241,7 +255,7 @@ class ShardDataset(IterableDataset):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.folders = [folders] if isinstance(folders, (str, os.PathLike)) else list(folders)
-        self.files = list_shard_files([str(f) for f in self.folders])
+        self.files = list_shard_files([str(f) for f in self.folders], self.prefix)
         self.include = include
         self.shuffle = shuffle
         self.seed = seed
@@ -259,6 +273,10 @@ class ShardDataset(IterableDataset):
     def num_rows(self) -> int:
         """Rows in all files, before ``include`` filtering."""
         return sum(f.num_rows for f in self.files)
+
+    def describe(self) -> str:
+        """Which rows this dataset yields, for messages."""
+        return f"include={self.include!r}"
 
     def _position(self) -> tuple[int, int]:
         rank, world = _distributed()
@@ -334,20 +352,30 @@ class ShardDataset(IterableDataset):
                 reader = readers.get(shard.folder)
                 if reader is None:
                     reader = readers[shard.folder] = DenseReader(shard.folder)
-                table = pq.read_table(os.path.join(shard.folder, shard.name), columns=list(COLUMNS))
-                records = table.to_pylist()
-                sources = {r["annotation_id"]: r["crop_index"] for r in records if r["offset"] == 0}
-                for row in rows:
-                    record = records[int(row)]
-                    propagated = record["offset"] != 0
-                    if (self.include == "sources" and propagated) or (
-                        self.include == "propagated" and not propagated
-                    ):
-                        continue
-                    yield self._sample(reader, shard, int(row), record, sources)
+                path = os.path.join(shard.folder, shard.name)
+                records = pq.read_table(path, columns=list(self.columns)).to_pylist()
+                yield from self._file_samples(reader, shard, records, rows)
         finally:
             for reader in readers.values():
                 reader.close()
+
+    def _file_samples(
+        self,
+        reader: DenseReader,
+        shard: ShardFile,
+        records: list[dict[str, Any]],
+        rows: np.ndarray,
+    ) -> Iterator[dict[str, Any]]:
+        """The samples of ``rows`` (indices into ``records``, one file's rows) in that order."""
+        sources = {r["annotation_id"]: r["crop_index"] for r in records if r["offset"] == 0}
+        for row in rows:
+            record = records[int(row)]
+            propagated = record["offset"] != 0
+            if (self.include == "sources" and propagated) or (
+                self.include == "propagated" and not propagated
+            ):
+                continue
+            yield self._sample(reader, shard, int(row), record, sources)
 
     def _sample(
         self,
@@ -366,7 +394,7 @@ class ShardDataset(IterableDataset):
         dp_y = np.asarray(record["dp_y"], dtype=np.float32)
         frame_xy = np.stack([bx + dp_x / DP_GRID * bw, by + dp_y / DP_GRID * bh], axis=1)
         sample: dict[str, Any] = {
-            "image": torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1))),
+            "image": _chw(crop),
             "points": torch.from_numpy(crop_coordinates(frame_xy, crop_box, size)),
             "point_I": torch.as_tensor(np.asarray(record["dp_I"], dtype=np.int64)),
             "point_U": torch.as_tensor(np.asarray(record["dp_U"], dtype=np.float32)),
@@ -391,9 +419,7 @@ class ShardDataset(IterableDataset):
                     del sample["flow"], sample["flow_valid"]
                 else:
                     partner = reader.crop(dense_file, source)
-                    sample["flow_source_image"] = torch.from_numpy(
-                        np.ascontiguousarray(partner.transpose(2, 0, 1))
-                    )
+                    sample["flow_source_image"] = _chw(partner)
         sample["meta"] = {
             "video_id": record["video_id"],
             "frame_index": record["frame_index"],
@@ -409,8 +435,109 @@ class ShardDataset(IterableDataset):
         return sample
 
 
+class PairDataset(ShardDataset):
+    """Flow pairs of one or more ``dptrack-build pairs`` folders, for equivariance training.
+
+    One sample per row of ``pairs-*.parquet``: crop B as ``image``, crop A as
+    ``flow_source_image``, the flow A -> B and its validity, no labels (keys in the module
+    docstring). Splitting across ranks and workers, shuffling, ``set_epoch`` and the shuffle
+    buffer are :class:`ShardDataset`'s.
+
+    Args:
+        folders: output folders of ``dptrack-build pairs``.
+        min_valid: skip rows whose ``valid_fraction`` (share of crop-A pixels with a valid flow)
+            is below this, in ``[0, 1]``; 0 keeps every row.
+        shuffle, seed, shuffle_buffer, split, rank, world_size: as for :class:`ShardDataset`.
+
+    Raises:
+        FileNotFoundError: a folder without ``pairs-*.parquet`` (the message says what it holds,
+            e.g. the instance shards of a ``dptrack-build run`` folder).
+    """
+
+    prefix: ClassVar[str] = naming.PREFIX_PAIRS
+    columns: ClassVar[tuple[str, ...]] = PAIR_COLUMNS
+
+    def __init__(
+        self,
+        folders: Sequence[str] | str,
+        *,
+        min_valid: float = 0.0,
+        shuffle: bool = True,
+        seed: int = 0,
+        shuffle_buffer: int = 0,
+        split: str = "auto",
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
+        if not 0.0 <= min_valid <= 1.0:
+            raise ValueError(f"min_valid must be in [0, 1], got {min_valid!r}")
+        super().__init__(
+            folders,
+            include="all",
+            shuffle=shuffle,
+            seed=seed,
+            with_flow_source=True,
+            shuffle_buffer=shuffle_buffer,
+            split=split,
+            rank=rank,
+            world_size=world_size,
+        )
+        self.min_valid = float(min_valid)
+
+    def describe(self) -> str:
+        return f"pairs with valid_fraction >= {self.min_valid}"
+
+    def _file_samples(
+        self,
+        reader: DenseReader,
+        shard: ShardFile,
+        records: list[dict[str, Any]],
+        rows: np.ndarray,
+    ) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            record = records[int(row)]
+            if record["valid_fraction"] < self.min_valid:
+                continue
+            yield self._pair_sample(reader, shard, int(row), record)
+
+    @staticmethod
+    def _pair_sample(
+        reader: DenseReader, shard: ShardFile, row: int, record: dict[str, Any]
+    ) -> dict[str, Any]:
+        dense_file = record["dense_file"]
+        crop_a = reader.crop(dense_file, record["crop_a_index"])
+        crop_b = reader.crop(dense_file, record["crop_b_index"])
+        flow, valid = reader.flow(dense_file, record["flow_index"])
+        size = crop_b.shape[0]
+        return {
+            "image": _chw(crop_b),
+            "flow_source_image": _chw(crop_a),
+            "flow": torch.from_numpy(flow),
+            "flow_valid": torch.from_numpy(valid),
+            "has_flow": True,
+            "points": torch.zeros((0, 2), dtype=torch.float32),
+            "point_I": torch.zeros((0,), dtype=torch.int64),
+            "point_U": torch.zeros((0,), dtype=torch.float32),
+            "point_V": torch.zeros((0,), dtype=torch.float32),
+            "part_mask": torch.full((size, size), -1, dtype=torch.int64),
+            "meta": {
+                "video_id": record["video_id"],
+                "frame_index": record["frame_b"],
+                "source_frame_index": record["frame_a"],
+                "offset": record["offset"],
+                "annotation_id": -1,
+                "track_id": record["person"],
+                "estimator": record["estimator"],
+                "folder": shard.folder,
+                "shard": shard.name,
+                "row": row,
+            },
+        }
+
+
 def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Batch samples of :class:`ShardDataset` (use as a DataLoader's ``collate_fn``).
+    """Batch samples of :class:`ShardDataset` or :class:`PairDataset` (use as a DataLoader's
+    ``collate_fn``).
 
     Returns a dict of stacked tensors: ``image`` ``(B, 3, S, S)`` uint8; ``points`` ``(B, P, 2)``,
     ``point_I`` ``(B, P)`` (``-1`` = padding), ``point_U``, ``point_V``; ``part_mask``

@@ -5,10 +5,13 @@ and :mod:`.evaluate`; this module only wires them.
 **Data.** The supervised stream is :class:`~dptrack_pipeline.train.dataset.ShardDataset` with
 ``include="sources"`` (the annotated instances), or ``"all"`` with GT propagation (annotated and
 propagated instances; the propagated ones weighted by ``propagated_weight``). Equivariance with
-real flow reads a second stream of propagated rows (``include="propagated"``): each gives a source
-crop ``A``, a target crop ``B`` and the flow ``A -> B`` from the shards; only its images and flow
-are used, never its labels. So "equivariance" adds motion without adding labels, and every
-configuration sees the same supervised batches per step unless GT propagation is on.
+real flow reads a second stream of pairs: each gives a source crop ``A``, a target crop ``B`` and
+the flow ``A -> B``; only images and flow are used, never labels. The pairs are the propagated
+rows of the stage's shard folders (``include="propagated"``), or, when ``pairs`` folders are given
+(``dptrack-build pairs`` output: unlabelled video), a
+:class:`~dptrack_pipeline.train.dataset.PairDataset` over those, in every stage. So
+"equivariance" adds motion without adding labels, and every configuration sees the same
+supervised batches per step unless GT propagation is on.
 
 **Losses**, summed over the stacks (intermediate supervision), each switched by name:
 ``part_sparse`` (CE of the 25-way part head at annotated points), ``part_dense`` (CE of the
@@ -48,7 +51,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from dptrack_pipeline.train import losses as L
-from dptrack_pipeline.train.dataset import ShardDataset, collate
+from dptrack_pipeline.train.dataset import PairDataset, ShardDataset, collate
 from dptrack_pipeline.train.model import FEATURE_LEVELS, HourglassDensePose, feature_level
 from dptrack_pipeline.train.warps import apply_tps
 
@@ -74,7 +77,10 @@ class TrainConfig:
         losses: supervised losses, a subset of ``part_sparse``, ``part_dense``, ``uv``.
         gt_propagation: train on propagated instances too (GT propagation).
         propagated_weight: weight of the propagated instances' losses.
-        equivariance: ``none``, ``real`` (flow from the shards) or ``tps`` (synthetic warps).
+        equivariance: ``none``, ``real`` (flow from the shards, or from ``pairs``) or ``tps``
+            (synthetic warps).
+        pairs: ``dptrack-build pairs`` folders; with ``equivariance="real"`` the pairs stream
+            reads these instead of the propagated rows of the shards (only with ``real``).
         equivariance_weight: weight of the equivariance loss.
         feature_level: where equivariance applies (``stack_features``, ``stack:K``,
             ``segmentation``, ``uv``, ``early``).
@@ -117,6 +123,7 @@ class TrainConfig:
     device: str = "cpu"
     truth: str | None = None
     geodesic_assets: str | None = None
+    pairs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.shards:
@@ -126,6 +133,11 @@ class TrainConfig:
             raise ValueError(f"unknown loss(es) {unknown}; choose from {SUPERVISED_LOSSES}")
         if self.equivariance not in EQUIVARIANCE:
             raise ValueError(f"equivariance must be one of {EQUIVARIANCE}")
+        if self.pairs and self.equivariance != "real":
+            raise ValueError(
+                f"pairs folders feed only the real-flow equivariance loss; "
+                f"equivariance is {self.equivariance!r}, use 'real' or drop the pairs"
+            )
         level = self.feature_level
         if level not in FEATURE_LEVELS and not level.startswith("stack:"):
             raise ValueError(f"feature_level must be one of {FEATURE_LEVELS} or stack:K")
@@ -136,14 +148,14 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        for key in ("shards", "val_shards", "finetune_shards", "losses"):
+        for key in ("shards", "val_shards", "finetune_shards", "losses", "pairs"):
             d[key] = list(d[key])
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         d = dict(d)
-        for key in ("shards", "val_shards", "finetune_shards", "losses"):
+        for key in ("shards", "val_shards", "finetune_shards", "losses", "pairs"):
             d[key] = tuple(d.get(key, ()))
         return cls(**d)
 
@@ -152,7 +164,8 @@ class TrainConfig:
 
 
 class Stream:
-    """An endless, resumable iterator of batches over a :class:`ShardDataset`.
+    """An endless, resumable iterator of batches over a :class:`ShardDataset` (or a
+    :class:`PairDataset`).
 
     Epoch ``e`` is the dataset's seeded order for ``e``; the position is ``(epoch, batches
     consumed in it)``, so a stream rebuilt from :meth:`state` yields the same next batch.
@@ -196,7 +209,7 @@ class Stream:
             return batch
         raise RuntimeError(
             f"no batch of {self.batch_size} in {self.dataset.folders} "
-            f"(include={self.dataset.include!r}): too few instances for one batch"
+            f"({self.dataset.describe()}): too few samples for one batch"
         )
 
     def state(self) -> dict[str, int]:
@@ -217,11 +230,12 @@ def _streams(config: TrainConfig, folders: Sequence[str], seed: int) -> dict[str
         )
     }
     if config.equivariance == "real":
-        streams["pairs"] = Stream(
-            ShardDataset(folders, include="propagated", seed=seed + 1),
-            config.batch_size,
-            config.workers,
-        )
+        pairs: ShardDataset
+        if config.pairs:
+            pairs = PairDataset(config.pairs, seed=seed + 1)
+        else:
+            pairs = ShardDataset(folders, include="propagated", seed=seed + 1)
+        streams["pairs"] = Stream(pairs, config.batch_size, config.workers)
     return streams
 
 
@@ -444,6 +458,11 @@ class Trainer:
             sizes.append(warped.shape[0])
         if c.equivariance == "real":
             pairs = self.streams["pairs"].next()
+            if pairs["image"].shape[-1] != size:
+                raise ValueError(
+                    f"pair crops are {pairs['image'].shape[-1]} px but the supervised crops "
+                    f"{size} px: build the pairs with --crop-size {size}"
+                )
             inputs += [
                 _as_images(pairs["flow_source_image"], self.device),
                 _as_images(pairs["image"], self.device),

@@ -18,6 +18,7 @@ from dptrack_pipeline.pairs.compute import (
     BOX_PEOPLE,
     BOX_PEOPLE_NEAREST,
     CHAIN_BROKEN,
+    FLOW_QUANTUM,
     FRAME_SIZE_MISMATCH,
     STAGE_DECODE,
     STAGE_PAIRS,
@@ -236,10 +237,16 @@ def test_direct_default_boxes(video, frames) -> None:
         np.testing.assert_array_equal(out.valid, _expected_valid(box, box, k * SHIFT))
         assert row["valid_fraction"] == pytest.approx(out.valid.mean())
         # same box in both frames: the crop flow is the frame motion in crop pixels
+        # Stored flows are rounded to FLOW_QUANTUM (error <= half of it) and 0 where not valid.
         np.testing.assert_allclose(
-            out.flow[out.valid], [k * SHIFT * scale] * int(out.valid.sum()), atol=1e-4
+            out.flow[out.valid],
+            [k * SHIFT * scale] * int(out.valid.sum()),
+            atol=FLOW_QUANTUM / 2 + 1e-6,
         )
-        assert row["flow_median"] == pytest.approx(abs(k) * np.hypot(*SHIFT) * scale, abs=1e-4)
+        assert not out.flow[~out.valid].any()
+        assert row["flow_median"] == pytest.approx(
+            abs(k) * np.hypot(*SHIFT) * scale, abs=FLOW_QUANTUM
+        )
         assert row["fb_error_median"] == pytest.approx(0.0, abs=1e-4)
 
 
@@ -427,7 +434,9 @@ def test_people_boxes(video, frames) -> None:
         expected_valid = _expected_valid(box_a, tuple(row["crop_box_b"]), k * SHIFT)
         np.testing.assert_array_equal(out.valid, expected_valid)
         np.testing.assert_allclose(
-            out.flow[out.valid], [expected_flow] * int(out.valid.sum()), atol=1e-3
+            out.flow[out.valid],
+            [expected_flow] * int(out.valid.sum()),
+            atol=FLOW_QUANTUM / 2 + 1e-3,
         )
 
 
