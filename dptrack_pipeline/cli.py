@@ -441,7 +441,9 @@ _PAIRS_PREFIXES = ("pairs-", "dense-", "rejects-", "dataset_info.json")
     "--num-shards",
     type=click.IntRange(1),
     default=None,
-    help="Number of output shards [default: about one per 1000 pairs].",
+    help="Number of output shards [default: about one per 1000 pairs]. The pairs of one "
+    "chunk (--chunk-anchors anchors of a video) stay in one shard, so use more chunks than "
+    "shards to fill them all.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace shards already in --out.")
 @click.option(
