@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dptrack_pipeline.shards.manifest import pairs_counter_problems
+
 
 def offset_summary(instances: pa.Table) -> list[dict[str, Any]]:
     """Per offset: rows, points in/kept/dropped and the kept ratio, mean crop-flow validity."""
@@ -129,22 +131,6 @@ def pairs_offset_summary(pairs: pa.Table) -> list[dict[str, Any]]:
     return rows
 
 
-def pairs_counters_add_up(counters: dict[str, int]) -> list[str]:
-    """Where a ``pairs`` manifest's counters do not add up (empty when they do)."""
-    problems = []
-    for total, parts in (
-        ("pairs_planned", ("pairs_written", "pairs_rejected")),
-        ("videos_in", ("videos_planned", "videos_rejected")),
-        ("people_in", ("people_used", "people_rejected")),
-    ):
-        if counters.get(total, 0) != sum(counters.get(p, 0) for p in parts):
-            problems.append(
-                f"{total} ({counters.get(total, 0)}) != "
-                + " + ".join(f"{p} ({counters.get(p, 0)})" for p in parts)
-            )
-    return problems
-
-
 def format_pairs_summary(info: dict, offsets: list[dict[str, Any]], rejects: dict[str, int]) -> str:
     """The text ``dptrack-build inspect`` prints for a ``pairs`` folder."""
     c = info["counters"]
@@ -170,6 +156,6 @@ def format_pairs_summary(info: dict, offsets: list[dict[str, Any]], rejects: dic
     if rejects:
         lines.append("")
         lines.append("rejects: " + ", ".join(f"{k} {v}" for k, v in rejects.items()))
-    for problem in pairs_counters_add_up(c):
+    for problem in pairs_counter_problems(c):
         lines.append(f"COUNTERS DO NOT ADD UP: {problem}")
     return "\n".join(lines)

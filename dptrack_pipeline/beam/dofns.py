@@ -52,22 +52,17 @@ COUNTERS_TAG = "counters"
 LOG = logging.getLogger(__name__)
 
 
-class ProcessWindowFn(beam.DoFn):
-    """``[WindowTask] -> (shard, ("instance", ShardRecord) | ("reject", row))``; counters tagged.
+class FlowWorkerFn(beam.DoFn):
+    """What a DoFn that decodes frames and estimates flow holds per worker thread: the estimator
+    (loaded in ``setup``), open video files (:class:`VideoReaders`), a one-thread packer and an
+    optional progress bar. ``config`` needs ``estimator``, ``estimator_options`` and
+    ``progress``; subclasses write ``process``."""
 
-    An element is the windows of one video, in order: the worker keeps the video file open
-    between them (:class:`~dptrack_pipeline.frames.sources.VideoReaders`) and so decodes a video
-    file front to back once instead of seeking for every window.
-
-    Records are packed (filtered and deflated, :func:`~dptrack_pipeline.shards.pack_record`) on a
-    helper thread while the estimator computes the next flows: zlib and OpenCV both release the
-    GIL, so the compression overlaps the flow computation instead of adding to it.
-    """
-
-    def __init__(self, config: PropagateConfig, num_shards: int, total_windows: int = 0):
+    def __init__(self, config: Any, unit: str, total: int | None = None):
         self._config = config
-        self._num_shards = num_shards
-        self._total = total_windows
+        self._unit = unit
+        self._total = total
+        self._show_bar = True
         self._estimator = None
         self._readers = None
         self._packer = None
@@ -80,10 +75,10 @@ class ProcessWindowFn(beam.DoFn):
         self._estimator.setup()
         self._readers = VideoReaders()
         self._packer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dptrack-pack")
-        if self._config.progress and self._total:
+        if self._config.progress and self._show_bar:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=self._total, desc="windows", unit="window", leave=False)
+            self._bar = tqdm(total=self._total, desc=f"{self._unit}s", unit=self._unit, leave=False)
 
     def teardown(self) -> None:
         if self._packer is not None:
@@ -92,6 +87,24 @@ class ProcessWindowFn(beam.DoFn):
             self._readers.close()
         if self._bar is not None:
             self._bar.close()
+
+
+class ProcessWindowFn(FlowWorkerFn):
+    """``[WindowTask] -> (shard, ("instance", ShardRecord) | ("reject", row))``; counters tagged.
+
+    An element is the windows of one video, in order: the worker keeps the video file open
+    between them (:class:`~dptrack_pipeline.frames.sources.VideoReaders`) and so decodes a video
+    file front to back once instead of seeking for every window.
+
+    Records are packed (filtered and deflated, :func:`~dptrack_pipeline.shards.pack_record`) on a
+    helper thread while the estimator computes the next flows: zlib and OpenCV both release the
+    GIL, so the compression overlaps the flow computation instead of adding to it.
+    """
+
+    def __init__(self, config: PropagateConfig, num_shards: int, total_windows: int = 0):
+        super().__init__(config, "window", total_windows or None)
+        self._num_shards = num_shards
+        self._show_bar = bool(total_windows)
 
     def process(self, tasks: Sequence[WindowTask]) -> Iterator[Any]:
         for task in tasks:

@@ -22,14 +22,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import apache_beam as beam
 
+from dptrack_pipeline.beam.dofns import COUNTERS_TAG, FlowWorkerFn
 from dptrack_pipeline.config import PairsConfig
-from dptrack_pipeline.flow.registry import create_estimator
-from dptrack_pipeline.frames.sources import FrameDecodeError, VideoReaders
+from dptrack_pipeline.frames.sources import FrameDecodeError
 from dptrack_pipeline.pairs.compute import (
     STAGE_DECODE,
     STAGE_PEOPLE,
@@ -47,9 +46,8 @@ from dptrack_pipeline.pairs.videos import KIND_FOLDER, VideoSpec, count_frames
 from dptrack_pipeline.shards import shard_for_key, write_dataset_info, write_rejects_shard
 from dptrack_pipeline.shards.hdf5_writer import CROPS, FLOWS, VALID, pack_chunk
 from dptrack_pipeline.shards.manifest import build_pairs_info
-from dptrack_pipeline.shards.pairs_writer import PairRecord, crop_keys, write_pairs_shard
+from dptrack_pipeline.shards.pairs_writer import PairRecord, write_pairs_shard
 
-COUNTERS_TAG = "counters"
 REJECTS_TAG = "rejects"
 LOG = logging.getLogger(__name__)
 
@@ -170,37 +168,13 @@ def _pack_pair(record: PairOutput, crop_size: int) -> PairRecord:
     )
 
 
-class ProcessChunkFn(beam.DoFn):
+class ProcessChunkFn(FlowWorkerFn):
     """``(shard, PairsChunk) -> (shard, item)``; counters tagged. Items are
     ``("crop", key, packed)``, ``("pair", PairRecord)`` and ``("reject", row, "pair")``."""
 
     def __init__(self, config: PairsConfig):
-        self._config = config
+        super().__init__(config, "pair")
         self._settings = settings_of(config)
-        self._estimator = None
-        self._readers = None
-        self._packer = None
-        self._bar = None
-
-    def setup(self) -> None:
-        self._estimator = create_estimator(
-            self._config.estimator, **dict(self._config.estimator_options)
-        )
-        self._estimator.setup()
-        self._readers = VideoReaders()
-        self._packer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dptrack-pack")
-        if self._config.progress:
-            from tqdm import tqdm
-
-            self._bar = tqdm(desc="pairs", unit="pair", leave=False)
-
-    def teardown(self) -> None:
-        if self._packer is not None:
-            self._packer.shutdown(wait=True)
-        if self._readers is not None:
-            self._readers.close()
-        if self._bar is not None:
-            self._bar.close()
 
     def process(self, element: tuple[int, PairsChunk]) -> Iterator[Any]:
         shard, chunk = element
@@ -209,10 +183,8 @@ class ProcessChunkFn(beam.DoFn):
         pending: list[tuple[str, Any, Any]] = []
         for out in process_chunk(chunk, self._estimator, self._settings, counters, self._readers):
             if isinstance(out, CropOutput):
-                key = (out.video_id, out.frame, tuple(out.box))
-                pending.append(
-                    ("crop", key, self._packer.submit(pack_chunk, CROPS, out.crop, size))
-                )
+                job = self._packer.submit(pack_chunk, CROPS, out.crop, size)
+                pending.append(("crop", out.key, job))
             elif isinstance(out, PairOutput):
                 pending.append(("pair", None, self._packer.submit(_pack_pair, out, size)))
                 if self._bar is not None:
@@ -255,15 +227,8 @@ class WritePairShardFn(beam.DoFn):
             else:
                 rejects.append(item[1])
                 pair_rejects += item[2] == "pair"
-        referenced = {key for p in pairs for key in crop_keys(p.row)}
-        infos = write_pairs_shard(
-            self._out,
-            shard,
-            self._num_shards,
-            pairs,
-            {k: v for k, v in crops.items() if k in referenced},
-            self._crop_size,
-        )
+        # write_pairs_shard stores only the crops the pairs reference.
+        infos = write_pairs_shard(self._out, shard, self._num_shards, pairs, crops, self._crop_size)
         infos.append(write_rejects_shard(self._out, shard, self._num_shards, rejects))
         yield from infos
         yield beam.pvalue.TaggedOutput(

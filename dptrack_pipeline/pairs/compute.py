@@ -146,8 +146,9 @@ class CropOutput:
     crop: np.ndarray
 
     @property
-    def key(self) -> tuple[int, Box]:
-        return (self.frame, self.box)
+    def key(self) -> tuple[str, int, Box]:
+        """``(video_id, frame, box)``: the crop's key in the shard writer (``CropKey``)."""
+        return (self.video_id, self.frame, self.box)
 
 
 @dataclass(frozen=True, eq=False)

@@ -96,6 +96,28 @@ REQUIRED_PAIRS_COUNTERS = (
 )
 """Counters every ``pairs`` manifest carries (``schemas/pairs_info.v1.json``)."""
 
+PAIRS_COUNTER_SUMS = (
+    ("pairs_planned", ("pairs_written", "pairs_rejected")),
+    ("videos_in", ("videos_planned", "videos_rejected")),
+    ("people_in", ("people_used", "people_rejected")),
+)
+"""How the counters of a ``pairs`` manifest add up: ``total = part + part``."""
+
+
+def pairs_counter_problems(counters: Mapping[str, Any]) -> list[str]:
+    """Each sum of :data:`PAIRS_COUNTER_SUMS` that does not hold, as
+    ``"pairs_planned 20 != pairs_written 18 + pairs_rejected 1"`` (missing counters are 0)."""
+    problems = []
+    for total, parts in PAIRS_COUNTER_SUMS:
+        values = [int(counters.get(k) or 0) for k in (total, *parts)]
+        if values[0] != sum(values[1:]):
+            problems.append(
+                f"{total} {values[0]} != "
+                + " + ".join(f"{k} {v}" for k, v in zip(parts, values[1:], strict=True))
+            )
+    return problems
+
+
 PAIRS_CONVENTIONS = {
     "box_convention": CONVENTIONS["box_convention"]
     .replace("bbox and crop_box are", "crop_box_a and crop_box_b are")

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dptrack_pipeline.shards import naming
-from dptrack_pipeline.shards.hdf5_writer import PackedChunk, write_dense_file
+from dptrack_pipeline.shards.hdf5_writer import write_dense_file
 from dptrack_pipeline.shards.parquet_writer import (
     build_table,
     write_parquet_table,
@@ -44,7 +44,8 @@ CropKey = tuple[str, int, tuple[float, ...]]
 @dataclasses.dataclass(frozen=True, eq=False)
 class PairRecord:
     """A pair to write: its row (``pairs.v1`` columns except :data:`WRITER_COLUMNS`), its crop
-    flow ``(S, S, 2)`` and validity ``(S, S)`` (arrays or :class:`PackedChunk` s)."""
+    flow ``(S, S, 2)`` and validity ``(S, S)`` (arrays or
+    :class:`~dptrack_pipeline.shards.hdf5_writer.PackedChunk` s)."""
 
     row: dict[str, Any]
     flow: Any
@@ -162,7 +163,6 @@ def write_pairs_shard(
 
 __all__ = [
     "PAIR_SORT_KEY",
-    "PackedChunk",
     "PairRecord",
     "crop_keys",
     "pair_sort_key",

@@ -36,7 +36,12 @@ from dptrack_pipeline.shards import naming
 from dptrack_pipeline.shards.atomic import is_remote, is_temp_name, join_path, local_path
 from dptrack_pipeline.shards.hashing import file_digest
 from dptrack_pipeline.shards.hdf5_writer import CROPS, FLOWS, VALID
-from dptrack_pipeline.shards.manifest import dataset_info_errors, is_pairs_info, read_dataset_info
+from dptrack_pipeline.shards.manifest import (
+    dataset_info_errors,
+    is_pairs_info,
+    pairs_counter_problems,
+    read_dataset_info,
+)
 from dptrack_pipeline.shards.schema import (
     SCHEMA_VERSION,
     load_hdf5_schema,
@@ -523,28 +528,13 @@ def verify_output(out_dir: str) -> list[str]:
         crop_size = info.get("crop_size")
     problems.extend(_check_contents(out_dir, on_disk, rows_in_info, crop_size, table_kind))
     if pairs:
-        problems.extend(_pair_counter_problems(info.get("counters", {})))
+        problems.extend(
+            f"counters do not add up: {p}" for p in pairs_counter_problems(info.get("counters", {}))
+        )
         written = info.get("counters", {}).get("pairs_written")
         on_file = sum(
             int(rows or 0) for name, rows in rows_in_info.items() if name.startswith("pairs-")
         )
         if written != on_file:
             problems.append(f"counters say {written} pairs written, the pair shards hold {on_file}")
-    return problems
-
-
-def _pair_counter_problems(counters: dict[str, Any]) -> list[str]:
-    """Where the counters of a pairs manifest do not add up."""
-    problems = []
-    for total, parts in (
-        ("pairs_planned", ("pairs_written", "pairs_rejected")),
-        ("videos_in", ("videos_planned", "videos_rejected")),
-        ("people_in", ("people_used", "people_rejected")),
-    ):
-        values = [counters.get(k) for k in (total, *parts)]
-        if all(isinstance(v, int) for v in values) and values[0] != values[1] + values[2]:
-            problems.append(
-                f"counters do not add up: {total} {values[0]} != {parts[0]} {values[1]} + "
-                f"{parts[1]} {values[2]}"
-            )
     return problems

@@ -170,7 +170,7 @@ def _check_crops(outputs, frames) -> None:
             np.testing.assert_array_equal(out.crop, crop_image(frames[out.frame], out.box, CROP))
         elif isinstance(out, PairOutput):
             for frame, box in (("frame_a", "crop_box_a"), ("frame_b", "crop_box_b")):
-                key = (out.row[frame], tuple(out.row[box]))
+                key = (out.row["video_id"], out.row[frame], tuple(out.row[box]))
                 assert key in seen
                 used.add(key)
             # valid pixels land inside crop B, between its outermost pixel centres
