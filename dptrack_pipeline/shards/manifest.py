@@ -247,20 +247,11 @@ def build_dataset_info(
         ValueError: on duplicate or inconsistent file entries, duplicate offsets, or values JSON
             cannot hold.
     """
-    entries = sorted((_file_entry(f, int(num_shards)) for f in files), key=lambda e: e["file"])
-    names = [e["file"] for e in entries]
-    if len(set(names)) != len(names):
-        raise ValueError(
-            f"duplicate file entries: {sorted(n for n in names if names.count(n) > 1)}"
-        )
     offsets_sorted = sorted(int(o) for o in offsets)
     if len(set(offsets_sorted)) != len(offsets_sorted):
         raise ValueError(f"duplicate offsets in {list(offsets)}")
-    totals = {
-        kind: 0 for kind in (naming.PREFIX_INSTANCES, naming.PREFIX_DENSE, naming.PREFIX_REJECTS)
-    }
-    for entry in entries:
-        totals[entry["kind"]] += int(entry["rows"])
+    kinds = (naming.PREFIX_INSTANCES, naming.PREFIX_DENSE, naming.PREFIX_REJECTS)
+    entries, totals = _entries_and_totals(files, num_shards, kinds)
     versions = library_versions()
     info = {
         "schema_version": SCHEMA_VERSION,
@@ -287,6 +278,26 @@ def build_dataset_info(
     return info
 
 
+def _entries_and_totals(
+    files: list[dict], num_shards: int, kinds: tuple[str, ...]
+) -> tuple[list[dict], dict[str, int]]:
+    """Manifest file entries sorted by name, and the row total per kind.
+
+    Raises:
+        ValueError: a duplicate or inconsistent entry.
+    """
+    entries = sorted((_file_entry(f, int(num_shards)) for f in files), key=lambda e: e["file"])
+    names = [e["file"] for e in entries]
+    if len(set(names)) != len(names):
+        raise ValueError(
+            f"duplicate file entries: {sorted(n for n in names if names.count(n) > 1)}"
+        )
+    totals = dict.fromkeys(kinds, 0)
+    for entry in entries:
+        totals[entry["kind"]] += int(entry["rows"])
+    return entries, totals
+
+
 def build_pairs_info(
     *,
     files: list[dict],
@@ -307,16 +318,8 @@ def build_pairs_info(
     Arguments as for :func:`build_dataset_info`, plus ``mode`` (``direct``/``chained``) and
     ``stride``; ``counters`` must include :data:`REQUIRED_PAIRS_COUNTERS`.
     """
-    entries = sorted((_file_entry(f, int(num_shards)) for f in files), key=lambda e: e["file"])
-    names = [e["file"] for e in entries]
-    if len(set(names)) != len(names):
-        raise ValueError(
-            f"duplicate file entries: {sorted(n for n in names if names.count(n) > 1)}"
-        )
     kinds = (naming.PREFIX_PAIRS, naming.PREFIX_DENSE, naming.PREFIX_REJECTS)
-    totals = {kind: 0 for kind in kinds}
-    for entry in entries:
-        totals[entry["kind"]] += int(entry["rows"])
+    entries, totals = _entries_and_totals(files, num_shards, kinds)
     versions = library_versions()
     return {
         "kind": KIND_PAIRS,

@@ -321,11 +321,35 @@ def _check_dense_file(path: str, crop_size: int | None) -> tuple[list[str], dict
     return problems, lengths
 
 
-def _check_references(path: str, dense_lengths: dict[str, dict[str, int]]) -> list[str]:
-    """Problems of the crop/flow references of one instance shard."""
+_REFERENCES = {
+    naming.PREFIX_INSTANCES: (("crop_index", 0, CROPS), ("flow_index", -1, FLOWS)),
+    naming.PREFIX_PAIRS: (
+        ("crop_a_index", 0, CROPS),
+        ("crop_b_index", 0, CROPS),
+        ("flow_index", 0, FLOWS),
+    ),
+}
+"""Per table kind: ``(column, lowest allowed value, dense dataset it indexes)``."""
+
+
+def _offset_rule(kind: str, rows: pa.Table) -> str | None:
+    """The offset rule of a table kind, broken by how many rows (``None`` when it holds)."""
+    offset = rows.column("offset").to_numpy()
+    if kind == naming.PREFIX_INSTANCES:
+        bad = int(np.sum((rows.column("flow_index").to_numpy() == -1) != (offset == 0)))
+        return f"{bad} rows break 'flow_index == -1 exactly when offset == 0'" if bad else None
+    bad = int(np.sum(offset == 0))
+    return f"{bad} rows have offset 0" if bad else None
+
+
+def _check_references(
+    path: str, dense_lengths: dict[str, dict[str, int]], kind: str = naming.PREFIX_INSTANCES
+) -> list[str]:
+    """Problems of the crop/flow references of one instance or pairs shard."""
     name = os.path.basename(path)
+    spec = _REFERENCES[kind]
     with _open_binary(path) as f:
-        table = pq.read_table(f, columns=["dense_file", "crop_index", "flow_index", "offset"])
+        table = pq.read_table(f, columns=["dense_file", "offset", *(c for c, _, _ in spec)])
     problems = []
     for dense_file in sorted(set(table.column("dense_file").to_pylist())):
         rows = table.filter(pc.equal(table.column("dense_file"), dense_file))
@@ -333,57 +357,21 @@ def _check_references(path: str, dense_lengths: dict[str, dict[str, int]]) -> li
         if lengths is None:
             problems.append(f"{name}: {rows.num_rows} rows reference missing {dense_file!r}")
             continue
-        crop_index = rows.column("crop_index").to_numpy()
-        flow_index = rows.column("flow_index").to_numpy()
-        offset = rows.column("offset").to_numpy()
-        bad = int(np.sum((crop_index < 0) | (crop_index >= lengths.get(CROPS, 0))))
-        if bad:
-            problems.append(
-                f"{name}: {bad} rows have crop_index outside [0, {lengths.get(CROPS, 0)}) "
-                f"of {dense_file}"
+        for column, low, dataset in spec:
+            limit = (
+                lengths.get(CROPS, 0)
+                if dataset == CROPS
+                else min(lengths.get(FLOWS, 0), lengths.get(VALID, 0))
             )
-        num_flows = min(lengths.get(FLOWS, 0), lengths.get(VALID, 0))
-        bad = int(np.sum((flow_index < -1) | (flow_index >= num_flows)))
-        if bad:
-            problems.append(
-                f"{name}: {bad} rows have flow_index outside [-1, {num_flows}) of {dense_file}"
-            )
-        bad = int(np.sum((flow_index == -1) != (offset == 0)))
-        if bad:
-            problems.append(f"{name}: {bad} rows break 'flow_index == -1 exactly when offset == 0'")
-    return problems
-
-
-def _check_pair_references(path: str, dense_lengths: dict[str, dict[str, int]]) -> list[str]:
-    """Problems of the crop/flow references of one pairs shard."""
-    name = os.path.basename(path)
-    with _open_binary(path) as f:
-        table = pq.read_table(
-            f, columns=["dense_file", "crop_a_index", "crop_b_index", "flow_index", "offset"]
-        )
-    problems = []
-    for dense_file in sorted(set(table.column("dense_file").to_pylist())):
-        rows = table.filter(pc.equal(table.column("dense_file"), dense_file))
-        lengths = dense_lengths.get(dense_file)
-        if lengths is None:
-            problems.append(f"{name}: {rows.num_rows} rows reference missing {dense_file!r}")
-            continue
-        num_crops = lengths.get(CROPS, 0)
-        num_flows = min(lengths.get(FLOWS, 0), lengths.get(VALID, 0))
-        for column, limit in (
-            ("crop_a_index", num_crops),
-            ("crop_b_index", num_crops),
-            ("flow_index", num_flows),
-        ):
             index = rows.column(column).to_numpy()
-            bad = int(np.sum((index < 0) | (index >= limit)))
+            bad = int(np.sum((index < low) | (index >= limit)))
             if bad:
                 problems.append(
-                    f"{name}: {bad} rows have {column} outside [0, {limit}) of {dense_file}"
+                    f"{name}: {bad} rows have {column} outside [{low}, {limit}) of {dense_file}"
                 )
-        bad = int(np.sum(rows.column("offset").to_numpy() == 0))
-        if bad:
-            problems.append(f"{name}: {bad} rows have offset 0")
+        broken = _offset_rule(kind, rows)
+        if broken:
+            problems.append(f"{name}: {broken}")
     return problems
 
 
@@ -474,10 +462,8 @@ def _check_contents(
                 rows = _parquet_rows(path)
                 if name in rows_in_info and rows != rows_in_info[name]:
                     problems.append(f"{name}: {rows} rows, {INFO} says {rows_in_info[name]}")
-                if kind == naming.PREFIX_INSTANCES:
-                    problems.extend(_check_references(path, dense_lengths))
-                elif kind == naming.PREFIX_PAIRS:
-                    problems.extend(_check_pair_references(path, dense_lengths))
+                if kind in _REFERENCES:
+                    problems.extend(_check_references(path, dense_lengths, kind))
             except SchemaMismatchError as exc:
                 problems.append(str(exc).replace(path, name))
             except (OSError, pa.ArrowException) as exc:
