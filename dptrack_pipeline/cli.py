@@ -86,6 +86,59 @@ def _prepare_out(out: str, overwrite: bool, prefixes: tuple[str, ...] = _SHARD_P
     os.makedirs(out, exist_ok=True)
 
 
+_FLOW_OPTIONS = [
+    click.option(
+        "--estimator",
+        default="dis",
+        show_default=True,
+        help="Optical flow estimator: dis (OpenCV DIS, preset medium, CPU), farneback (CPU) or "
+        "flownet2 (FlowNet2, needs --checkpoint; GPU by default).",
+    ),
+    click.option(
+        "--estimator-option",
+        "estimator_option",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Estimator option, e.g. preset=fast (dis), fit=pad or compile=true (flownet2). "
+        "Repeatable.",
+    ),
+    click.option(
+        "--checkpoint",
+        default=None,
+        help="flownet2: the public FlowNet2_checkpoint.pth.tar (local path, or gs://... read by "
+        "each worker).",
+    ),
+    click.option(
+        "--device",
+        default=None,
+        metavar="cuda|cuda:N|cpu",
+        help="flownet2: where the network runs [default: cuda]. A CUDA device that is not usable "
+        "is an error, never a silent CPU fallback.",
+    ),
+    click.option(
+        "--precision",
+        type=click.Choice(["fp32", "bf16", "fp16"]),
+        default=None,
+        help="flownet2: weights and convolutions in this dtype [default: fp32, the published "
+        "model]; bf16 is the fast choice on recent GPUs.",
+    ),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(1),
+        default=None,
+        help="flownet2: frame pairs per forward pass [default: 8]; pairs of one video go together.",
+    ),
+]
+"""The flow-estimator flags shared by ``run`` and ``pairs``."""
+
+
+def _flow_options(command: Any) -> Any:
+    """Add :data:`_FLOW_OPTIONS` to a command (in their listed order in ``--help``)."""
+    for option in reversed(_FLOW_OPTIONS):
+        command = option(command)
+    return command
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.version_option(package_name="dptrack")
@@ -131,47 +184,7 @@ def main(verbose: int) -> None:
     "there, or a frame of the video file <folder of file_name>.mp4/.avi/...",
 )
 @click.option("--out", required=True, help="Output folder for shards and dataset_info.json.")
-@click.option(
-    "--estimator",
-    default="dis",
-    show_default=True,
-    help="Optical flow estimator: dis (OpenCV DIS, preset medium, CPU), farneback (CPU) or "
-    "flownet2 (FlowNet2, needs --checkpoint; GPU by default).",
-)
-@click.option(
-    "--estimator-option",
-    "estimator_option",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Estimator option, e.g. preset=fast (dis), fit=pad or compile=true (flownet2). "
-    "Repeatable.",
-)
-@click.option(
-    "--checkpoint",
-    default=None,
-    help="flownet2: the public FlowNet2_checkpoint.pth.tar (local path, or gs://... read by "
-    "each worker).",
-)
-@click.option(
-    "--device",
-    default=None,
-    metavar="cuda|cuda:N|cpu",
-    help="flownet2: where the network runs [default: cuda]. A CUDA device that is not usable "
-    "is an error, never a silent CPU fallback.",
-)
-@click.option(
-    "--precision",
-    type=click.Choice(["fp32", "bf16", "fp16"]),
-    default=None,
-    help="flownet2: weights and convolutions in this dtype [default: fp32, the published "
-    "model]; bf16 is the fast choice on recent GPUs.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1),
-    default=None,
-    help="flownet2: frame pairs per forward pass [default: 8]; pairs of one video go together.",
-)
+@_flow_options
 @click.option(
     "--offsets",
     default=3,
@@ -376,30 +389,7 @@ _PAIRS_PREFIXES = ("pairs-", "dense-", "rejects-", "dataset_info.json")
     help="direct: estimate every flow T->T+k; chained: estimate one-step flows only and "
     "compose them (2 flows per frame instead of 2K; errors add up along the chain).",
 )
-@click.option(
-    "--estimator",
-    default="dis",
-    show_default=True,
-    help="Optical flow estimator: dis, farneback (CPU) or flownet2 (GPU, needs --checkpoint).",
-)
-@click.option(
-    "--estimator-option",
-    "estimator_option",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Estimator option, e.g. preset=fast (dis). Repeatable.",
-)
-@click.option("--checkpoint", default=None, help="flownet2: FlowNet2_checkpoint.pth.tar.")
-@click.option("--device", default=None, metavar="cuda|cuda:N|cpu", help="flownet2: device.")
-@click.option(
-    "--precision",
-    type=click.Choice(["fp32", "bf16", "fp16"]),
-    default=None,
-    help="flownet2: dtype [default: fp32].",
-)
-@click.option(
-    "--batch-size", type=click.IntRange(1), default=None, help="flownet2: pairs per pass."
-)
+@_flow_options
 @click.option(
     "--fb-threshold",
     default=5.0,
