@@ -20,7 +20,7 @@ labelled) keeps only about ``2K + 1`` frames and ``4K`` flows in memory at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 Pair = tuple[int, int]
@@ -116,19 +116,26 @@ class Step:
     release_flows: tuple[Pair, ...]
 
 
-def schedule_window(window: Window, num_frames: int, max_offset: int) -> list[Step]:
-    """Order a window's work source by source with the earliest possible release of memory.
+def schedule_sources(
+    sources: Sequence[int],
+    frames_of: Callable[[int], Iterable[int]],
+    pairs_of: Callable[[int], Iterable[Pair]],
+) -> list[Step]:
+    """Order work source by source, releasing each frame and flow right after its last use.
 
-    Every frame in ``window.frames`` is decoded in exactly one step and every pair in
-    ``window.pairs`` computed in exactly one step (checked by the tests).
+    Args:
+        sources: source (anchor) frames in processing order.
+        frames_of: the frames a source reads.
+        pairs_of: the directed flows a source needs.
+
+    Every frame a source reads is decoded in exactly one step and every flow computed in exactly
+    one step, no later than the first source that needs it; both are released after the last.
     """
-    needs_pairs = {s: required_pairs(s, num_frames, max_offset) for s in window.sources}
-    needs_frames = {
-        s: sorted({s, *target_indices(s, num_frames, max_offset)}) for s in window.sources
-    }
+    needs_frames = {s: sorted(set(frames_of(s))) for s in sources}
+    needs_pairs = {s: list(dict.fromkeys(pairs_of(s))) for s in sources}
     last_use_frame: dict[int, int] = {}
     last_use_pair: dict[Pair, int] = {}
-    for s in window.sources:
+    for s in sources:
         for f in needs_frames[s]:
             last_use_frame[f] = s
         for p in needs_pairs[s]:
@@ -136,7 +143,7 @@ def schedule_window(window: Window, num_frames: int, max_offset: int) -> list[St
     decoded: set[int] = set()
     computed: set[Pair] = set()
     steps = []
-    for s in window.sources:
+    for s in sources:
         decode = tuple(f for f in needs_frames[s] if f not in decoded)
         decoded.update(decode)
         flows = tuple(p for p in needs_pairs[s] if p not in computed)
@@ -151,3 +158,17 @@ def schedule_window(window: Window, num_frames: int, max_offset: int) -> list[St
             )
         )
     return steps
+
+
+def schedule_window(window: Window, num_frames: int, max_offset: int) -> list[Step]:
+    """Order a window's work source by source with the earliest possible release of memory
+    (:func:`schedule_sources` with the frames and flows of :func:`required_pairs`).
+
+    Every frame in ``window.frames`` is decoded in exactly one step and every pair in
+    ``window.pairs`` computed in exactly one step (checked by the tests).
+    """
+    return schedule_sources(
+        window.sources,
+        lambda s: (s, *target_indices(s, num_frames, max_offset)),
+        lambda s: required_pairs(s, num_frames, max_offset),
+    )

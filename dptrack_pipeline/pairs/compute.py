@@ -48,16 +48,7 @@ from dptrack_pipeline.flow.consistency import track_grid, track_grid_chained
 from dptrack_pipeline.flow.registry import FlowEstimator
 from dptrack_pipeline.frames.sources import FrameDecodeError, VideoReaders, decode_frames
 from dptrack_pipeline.pairs.people import Box, PersonEntry, default_box, person_box
-from dptrack_pipeline.pairs.plan import (
-    DIRECT,
-    anchor_flows,
-    anchor_frames_needed,
-    chain_steps,
-    frames_needed,
-    keep_flow,
-    keep_frame,
-    pair_offsets,
-)
+from dptrack_pipeline.pairs.plan import DIRECT, chain_steps, pair_offsets, schedule_chunk
 from dptrack_pipeline.pairs.videos import VideoSpec, frame_location
 from dptrack_pipeline.propagate import crop_flow_from_track, crop_image, crop_pixel_centres
 
@@ -267,22 +258,14 @@ def process_chunk(
     ``flows_computed``, ``anchors_done``, ``pairs_made``, ``rejected.<reason>``.
     """
     n, big_k, mode = chunk.num_frames, settings.max_offset, settings.mode
-    anchors = chunk.planned_anchors()
-    to_decode = frames_needed(anchors, n, big_k)
-    cursor = 0
     frames: dict[int, np.ndarray] = {}
     failed: dict[int, FrameDecodeError] = {}
     flows: dict[tuple[int, int], np.ndarray] = {}
     emitted: set[tuple[int, Box]] = set()
-    for i, anchor in enumerate(anchors):
-        last = max(anchor_frames_needed(anchor, n, big_k))
-        batch = []
-        while cursor < len(to_decode) and to_decode[cursor] <= last:
-            batch.append(to_decode[cursor])
-            cursor += 1
-        if batch:
-            results = decode_frames([chunk.location(f) for f in batch], readers)
-            for f, result in zip(batch, results, strict=True):
+    for step in schedule_chunk(chunk.planned_anchors(), n, big_k, mode):
+        if step.decode:
+            results = decode_frames([chunk.location(f) for f in step.decode], readers)
+            for f, result in zip(step.decode, results, strict=True):
                 if isinstance(result, FrameDecodeError):
                     failed[f] = result
                     counters["frames_failed"] += 1
@@ -291,28 +274,25 @@ def process_chunk(
                     counters["frames_decoded"] += 1
         todo = [
             p
-            for p in anchor_flows(anchor, n, big_k, mode)
-            if p not in flows
-            and p[0] in frames
-            and p[1] in frames
-            and frames[p[0]].shape == frames[p[1]].shape
+            for p in step.flows
+            if p[0] in frames and p[1] in frames and frames[p[0]].shape == frames[p[1]].shape
         ]
         if todo:
             results = estimator.estimate_batch([(frames[a], frames[b]) for a, b in todo])
             flows.update(zip(todo, results, strict=True))
             counters["flows_computed"] += len(todo)
-        for out in _anchor_pairs(chunk, anchor, frames, failed, flows, settings, emitted):
+        for out in _anchor_pairs(chunk, step.source, frames, failed, flows, settings, emitted):
             if isinstance(out, PairReject):
                 counters[f"rejected.{out.row['reason']}"] += 1
             elif isinstance(out, PairOutput):
                 counters["pairs_made"] += 1
             yield out
         counters["anchors_done"] += 1
-        following = anchors[i + 1] if i + 1 < len(anchors) else None
-        for f in [f for f in frames if not keep_frame(f, following, big_k)]:
-            del frames[f]
-        for p in [p for p in flows if not keep_flow(p, following, big_k, mode)]:
-            del flows[p]
+        for f in step.release_frames:
+            frames.pop(f, None)
+            failed.pop(f, None)
+        for p in step.release_flows:
+            flows.pop(p, None)
 
 
 def _anchor_pairs(

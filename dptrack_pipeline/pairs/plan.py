@@ -21,19 +21,26 @@ forward-backward check). Two modes:
   along the chain.
 
 **Streaming.** A worker processes the anchors of one *chunk* (consecutive anchors of one video,
-:func:`chunk_anchors`) in order, decoding frames front to back. After anchor ``T`` it drops every
-frame and flow no later anchor of the chunk needs (:func:`keep_frame`, :func:`keep_flow`), so it
-holds at most ``2K + 1`` frames and ``K(K + 3)`` direct flows (18 at ``K = 3``) or ``4K + 2`` one-
-step flows, whatever the video's length (``tests/pairs/test_plan.py`` replays the loop). Flows and
-frames that straddle two chunks are computed in both; with the default chunk of 256 anchors and ``K
-= 3`` that is 12 flows in about 1536 (0.8%).
+:func:`chunk_anchors`) in order, decoding frames front to back. :func:`schedule_chunk` (the
+``run`` job's :func:`~dptrack_pipeline.planning.schedule_sources`) releases every frame and flow
+right after the last anchor that needs it, so a worker holds at most ``2K + 1`` frames and
+``K(K + 3)`` direct flows (18 at ``K = 3``) or ``4K`` one-step flows, whatever the video's
+length (``tests/pairs/test_plan.py`` replays the schedule). Flows and frames that straddle two
+chunks are computed in both; with the default chunk of 256 anchors and ``K = 3`` that is 12 flows
+in about 1536 (0.8%).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-Pair = tuple[int, int]
+from dptrack_pipeline.planning import (
+    Pair,
+    Step,
+    required_pairs,
+    schedule_sources,
+    target_indices,
+)
 
 DIRECT = "direct"
 CHAINED = "chained"
@@ -49,13 +56,9 @@ def anchor_frames(num_frames: int, stride: int) -> list[int]:
 
 
 def pair_offsets(anchor: int, num_frames: int, max_offset: int) -> list[int]:
-    """Offsets ``k`` of ``anchor``'s pairs: ``-1, +1, -2, +2, ...`` with ``0 <= anchor + k < N``."""
-    out = []
-    for k in range(1, max_offset + 1):
-        for offset in (-k, k):
-            if 0 <= anchor + offset < num_frames:
-                out.append(offset)
-    return out
+    """Offsets ``k`` of ``anchor``'s pairs: ``-1, +1, -2, +2, ...`` with ``0 <= anchor + k < N``
+    (the targets of :func:`~dptrack_pipeline.planning.target_indices`)."""
+    return [t - anchor for t in target_indices(anchor, num_frames, max_offset)]
 
 
 def expected_pair_count(num_frames: int, max_offset: int, stride: int) -> int:
@@ -92,18 +95,17 @@ def chain_steps(anchor: int, offset: int) -> tuple[list[Pair], list[Pair]]:
 
 
 def anchor_flows(anchor: int, num_frames: int, max_offset: int, mode: str) -> list[Pair]:
-    """Directed flows the pairs of ``anchor`` need, without duplicates, in a fixed order."""
+    """Directed flows the pairs of ``anchor`` need, without duplicates, in a fixed order
+    (``direct``: :func:`~dptrack_pipeline.planning.required_pairs`, as ``run`` needs them)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == DIRECT:
+        return required_pairs(anchor, num_frames, max_offset)
     out: dict[Pair, None] = {}
     for offset in pair_offsets(anchor, num_frames, max_offset):
-        if mode == DIRECT:
-            out[(anchor, anchor + offset)] = None
-            out[(anchor + offset, anchor)] = None
-        else:
-            fwd, bwd = chain_steps(anchor, offset)
-            for pair in fwd + bwd:
-                out[pair] = None
+        fwd, bwd = chain_steps(anchor, offset)
+        for pair in fwd + bwd:
+            out[pair] = None
     return list(out)
 
 
@@ -135,20 +137,12 @@ def chunk_anchors(anchors: Sequence[int], chunk_size: int) -> list[tuple[int, ..
     return [tuple(anchors[i : i + chunk_size]) for i in range(0, len(anchors), chunk_size)]
 
 
-def keep_frame(frame: int, next_anchor: int | None, max_offset: int) -> bool:
-    """Whether a decoded frame may still be read by an anchor ``>= next_anchor``."""
-    return next_anchor is not None and frame >= next_anchor - max_offset
-
-
-def keep_flow(pair: Pair, next_anchor: int | None, max_offset: int, mode: str) -> bool:
-    """Whether a computed flow may still be needed by an anchor ``>= next_anchor``.
-
-    ``direct``: a flow serves only pairs one of whose ends is the anchor, so it is kept while an
-    end is ``>= next_anchor``. ``chained``: a one-step flow serves every anchor within ``K`` of
-    its ends, so it is kept while its later end is ``>= next_anchor - K``.
-    """
-    if next_anchor is None:
-        return False
-    if mode == DIRECT:
-        return max(pair) >= next_anchor
-    return max(pair) >= next_anchor - max_offset
+def schedule_chunk(
+    anchors: Sequence[int], num_frames: int, max_offset: int, mode: str
+) -> list[Step]:
+    """Anchor-by-anchor steps: frames to decode, flows to compute, then what to release."""
+    return schedule_sources(
+        anchors,
+        lambda a: anchor_frames_needed(a, num_frames, max_offset),
+        lambda a: anchor_flows(a, num_frames, max_offset, mode),
+    )

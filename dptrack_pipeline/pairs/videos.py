@@ -29,8 +29,11 @@ from dataclasses import dataclass
 import cv2
 
 from dptrack_pipeline.frames.sources import (
+    FRAME_MISSING,
+    FRAME_UNREADABLE,
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
+    FrameDecodeError,
     FrameLocation,
     count_video_frames,
     list_image_frames,
@@ -142,12 +145,6 @@ def count_frames(spec: VideoSpec) -> VideoFrames:
         FrameDecodeError: ``frame_missing`` / ``frame_unreadable`` when a video file cannot be
             opened or a folder's first image cannot be read.
     """
-    from dptrack_pipeline.frames.sources import (
-        FRAME_MISSING,
-        FRAME_UNREADABLE,
-        FrameDecodeError,
-    )
-
     if spec.kind == KIND_FOLDER:
         if not os.path.isdir(spec.path):
             raise FrameDecodeError(FRAME_MISSING, f"frame folder not found: {spec.path}")

@@ -17,9 +17,8 @@ from dptrack_pipeline.pairs.plan import (
     expected_pair_count,
     flows_needed,
     frames_needed,
-    keep_flow,
-    keep_frame,
     pair_offsets,
+    schedule_chunk,
 )
 
 
@@ -219,39 +218,39 @@ def test_chunk_anchors() -> None:
 
 def _stream(num_frames: int, max_offset: int, stride: int, mode: str) -> dict[str, int]:
     """Replay :func:`~dptrack_pipeline.pairs.compute.process_chunk`'s decode/compute/release loop
-    over every anchor of a video and check the release rules never drop what is used later.
+    (the steps of :func:`schedule_chunk`) over every anchor of a video and check the releases
+    never drop what is used later.
 
     Returns the most frames and flows held at once (just before an anchor's pairs are cut).
     """
     anchors = anchor_frames(num_frames, stride)
     to_decode = frames_needed(anchors, num_frames, max_offset)
-    cursor = 0
     frames: set[int] = set()
     flows: set[tuple[int, int]] = set()
-    decoded: set[int] = set()
+    decoded: list[int] = []
     computed: set[tuple[int, int]] = set()
     most = {"frames": 0, "flows": 0}
-    for i, anchor in enumerate(anchors):
+    for step in schedule_chunk(anchors, num_frames, max_offset, mode):
+        anchor = step.source
+        for f in step.decode:
+            assert f not in decoded
+            decoded.append(f)
+            frames.add(f)
+        for pair in step.flows:
+            assert pair not in computed, f"flow {pair} computed twice"
+            computed.add(pair)
+            flows.add(pair)
+        needed_flows = set(anchor_flows(anchor, num_frames, max_offset, mode))
+        assert needed_flows <= flows, f"flows {needed_flows - flows} released before {anchor}"
         needed_frames = anchor_frames_needed(anchor, num_frames, max_offset)
-        while cursor < len(to_decode) and to_decode[cursor] <= max(needed_frames):
-            assert to_decode[cursor] not in decoded
-            decoded.add(to_decode[cursor])
-            frames.add(to_decode[cursor])
-            cursor += 1
-        for pair in anchor_flows(anchor, num_frames, max_offset, mode):
-            if pair not in flows:
-                assert pair not in computed, f"flow {pair} released before anchor {anchor} used it"
-                computed.add(pair)
-                flows.add(pair)
         missing = set(needed_frames) - frames
         assert not missing, f"frames {missing} released before anchor {anchor} read them"
         most["frames"] = max(most["frames"], len(frames))
         most["flows"] = max(most["flows"], len(flows))
-        following = anchors[i + 1] if i + 1 < len(anchors) else None
-        frames = {f for f in frames if keep_frame(f, following, max_offset)}
-        flows = {p for p in flows if keep_flow(p, following, max_offset, mode)}
+        frames -= set(step.release_frames)
+        flows -= set(step.release_flows)
     assert computed == flows_needed(anchors, num_frames, max_offset, mode)
-    assert decoded == set(to_decode)
+    assert decoded == to_decode  # front to back, each frame once
     assert not frames and not flows  # everything released after the last anchor
     return most
 
@@ -264,7 +263,7 @@ def test_release_rules_are_safe_and_bounded(mode: str, k: int, stride: int) -> N
     assert short == long  # held frames and flows do not grow with the video
     assert long["frames"] <= 2 * k + 1
     if mode == CHAINED:
-        assert long["flows"] <= 4 * k + 2
+        assert long["flows"] <= 4 * k
     else:
         # direct flows of the anchor itself (4K) plus the earlier anchors' flows that reach it
         assert long["flows"] <= k * (k + 1) + 2 * k
@@ -272,7 +271,8 @@ def test_release_rules_are_safe_and_bounded(mode: str, k: int, stride: int) -> N
 
 def test_release_at_stride_one_holds_the_window_exactly() -> None:
     # S = 1: frames T - K .. T + K are in memory when anchor T is processed
-    assert _stream(60, 3, 1, CHAINED) == {"frames": 7, "flows": 4 * 3 + 2}
+    # chained: the one-step flows of T - K .. T + K, released right after their last anchor
+    assert _stream(60, 3, 1, CHAINED) == {"frames": 7, "flows": 4 * 3}
     # direct: flows between earlier anchors and T..T+K-1 still held (K(K + 1)) plus the 2K new
     # ones of T: K(K + 3), quadratic in K (18 at K = 3, not the "about 4K" of the docstring)
     for k in (1, 2, 3, 5):
@@ -284,19 +284,27 @@ def test_release_short_videos() -> None:
         _stream(n, k, s, mode)
 
 
-def test_keep_frame() -> None:
-    assert keep_frame(7, 10, 3)
-    assert not keep_frame(6, 10, 3)
-    assert keep_frame(12, 10, 3)
-    assert not keep_frame(7, None, 3)
+def _released_after(anchors: list[int], max_offset: int, mode: str) -> dict:
+    """``frame or flow -> the anchor after which it is released``."""
+    out: dict = {}
+    for step in schedule_chunk(anchors, 30, max_offset, mode):
+        for item in (*step.release_frames, *step.release_flows):
+            out[item] = step.source
+    return out
 
 
-def test_keep_flow() -> None:
-    assert keep_flow((9, 10), 10, 3, DIRECT)
-    assert keep_flow((10, 9), 10, 3, DIRECT)
-    assert not keep_flow((8, 9), 10, 3, DIRECT)
-    assert keep_flow((6, 7), 10, 3, CHAINED)
-    assert keep_flow((7, 6), 10, 3, CHAINED)
-    assert not keep_flow((5, 6), 10, 3, CHAINED)
-    assert not keep_flow((9, 10), None, 3, DIRECT)
-    assert not keep_flow((9, 10), None, 3, CHAINED)
+def test_frames_are_released_after_their_last_anchor() -> None:
+    released = _released_after(list(range(30)), 3, DIRECT)
+    # Anchor 10 still reads frame 7 (10 - 3), not frame 6: 6 goes right after anchor 9.
+    assert released[6] == 9 and released[7] == 10 and released[12] == 15
+
+
+def test_flows_are_released_after_their_last_anchor() -> None:
+    direct = _released_after(list(range(30)), 3, DIRECT)
+    # A direct flow serves the anchors at its two ends: released after the later one.
+    assert direct[(9, 10)] == direct[(10, 9)] == 10
+    assert direct[(8, 9)] == 9
+    chained = _released_after(list(range(30)), 3, CHAINED)
+    # A one-step flow serves every anchor within K of its ends.
+    assert chained[(6, 7)] == chained[(7, 6)] == 9
+    assert chained[(5, 6)] == 8
