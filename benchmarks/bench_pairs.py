@@ -34,9 +34,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dptrack_pipeline.config import PairsConfig  # noqa: E402
 from dptrack_pipeline.flow.registry import create_estimator  # noqa: E402
 from dptrack_pipeline.frames.sources import iter_video_frames  # noqa: E402
+from dptrack_pipeline.pairs.config import PairsConfig  # noqa: E402
 from dptrack_pipeline.pairs.plan import anchor_frames, flows_needed  # noqa: E402
 from dptrack_pipeline.shards import DenseReader, read_dataset_info, read_pairs  # noqa: E402
 from pipelines.pairs import run  # noqa: E402

@@ -32,10 +32,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dptrack_pipeline.config import PropagateConfig  # noqa: E402
 from dptrack_pipeline.flow.registry import create_estimator  # noqa: E402
 from dptrack_pipeline.frames.sources import iter_video_frames  # noqa: E402
-from dptrack_pipeline.planning import plan_windows  # noqa: E402
+from dptrack_pipeline.propagate.config import PropagateConfig  # noqa: E402
+from dptrack_pipeline.propagate.plan import plan_windows  # noqa: E402
 
 DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "street_people_720p.avi"
 

@@ -19,7 +19,7 @@ crops and crop flows.
 :func:`dptrack_pipeline.shards.read_instances`) as one JSON file (image path, bbox, crop_box,
 dp_x/dp_y/dp_I/dp_U/dp_V, dp_masks counts, offset, source annotation and its crop box).
 :class:`JpegJsonDataset` (map-style) decodes the row's JPEG, crops ``crop_box`` to 256 px with
-:func:`dptrack_pipeline.propagate.crop_image` (as the pipeline does), computes the crop-pixel
+:func:`dptrack_pipeline.crops.crop_image` (as the pipeline does), computes the crop-pixel
 points and the part mask with the dataset's own functions and, for propagated rows, decodes the
 source frame's JPEG and crops the source crop (the partner image). It **cannot produce the stored
 crop flows** (a JPEG + JSON loader would have to recompute them: a forward and a backward 720p
@@ -74,9 +74,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_pipeline import make_annotations  # noqa: E402
 
+from dptrack_pipeline.crops import crop_image  # noqa: E402
 from dptrack_pipeline.formats.rle import MASK_PART_NAMES, decode_part_masks  # noqa: E402
 from dptrack_pipeline.frames.sources import iter_video_frames  # noqa: E402
-from dptrack_pipeline.propagate import crop_image  # noqa: E402
 from dptrack_pipeline.shards import read_instances  # noqa: E402
 from dptrack_pipeline.structures import DP_GRID  # noqa: E402
 from dptrack_pipeline.train.dataset import (  # noqa: E402

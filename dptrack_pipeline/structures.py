@@ -29,6 +29,9 @@ import numpy as np
 DP_GRID = 256
 """Size of the box-relative DensePose grid (points and part masks)."""
 
+Box = tuple[float, float, float, float]
+"""``(x, y, w, h)`` in pixels of the frame the box belongs to (COCO ``bbox``)."""
+
 NUM_MASK_PARTS = 14
 NUM_SURFACE_PARTS = 24
 NUM_KEYPOINTS = 17

@@ -41,7 +41,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-Box = tuple[float, float, float, float]
+from dptrack_pipeline.rejects import (
+    PEOPLE_BAD_VALUE,
+    PEOPLE_DUPLICATE,
+    PEOPLE_FRAME_OUT_OF_RANGE,
+    PEOPLE_OUTSIDE_FRAME,
+)
+from dptrack_pipeline.structures import Box
 
 MPII_SCALE_PIXELS = 200.0
 """MPII convention: a person of scale ``s`` is about ``200 * s`` pixels tall."""
@@ -49,11 +55,6 @@ DEFAULT_CONTEXT = 1.25
 DEFAULT_REACH = 20
 REQUIRED_FIELDS = ("video", "frame", "x", "y", "scale")
 
-PEOPLE_BAD_VALUE = "people_bad_value"
-PEOPLE_UNKNOWN_VIDEO = "people_unknown_video"
-PEOPLE_FRAME_OUT_OF_RANGE = "people_frame_out_of_range"
-PEOPLE_OUTSIDE_FRAME = "people_outside_frame"
-PEOPLE_DUPLICATE = "people_duplicate"
 
 
 @dataclass(frozen=True)

@@ -34,21 +34,8 @@ import numpy as np
 
 from dptrack_pipeline.shards import naming
 from dptrack_pipeline.shards.atomic import atomic_write, is_remote, join_path
+from dptrack_pipeline.shards.counters import KIND_PAIRS, KIND_RUN
 from dptrack_pipeline.shards.schema import SCHEMA_VERSION, load_json_schema
-
-DATASET_INFO_SCHEMA = "dataset_info"
-REQUIRED_COUNTERS = (
-    "frames_decoded",
-    "flows_computed",
-    "instances_in",
-    "instances_written",
-    "instances_rejected",
-    "points_in",
-    "points_kept",
-    "points_dropped_fb",
-    "points_dropped_outside",
-)
-"""Counters every manifest must carry (integers >= 0); others may be added."""
 
 CONVENTIONS = {
     "dp_x_convention": "pixel_x = bbox_x + dp_x / 256 * bbox_w (same for y)",
@@ -77,47 +64,6 @@ CONVENTIONS = {
     ),
 }
 
-PAIRS_INFO_SCHEMA = "pairs_info"
-KIND_PAIRS = "pairs"
-REQUIRED_PAIRS_COUNTERS = (
-    "videos_in",
-    "videos_planned",
-    "videos_rejected",
-    "frames_in_videos",
-    "frames_decoded",
-    "flows_computed",
-    "flows_needed",
-    "pairs_planned",
-    "pairs_written",
-    "pairs_rejected",
-    "people_in",
-    "people_used",
-    "people_rejected",
-)
-"""Counters every ``pairs`` manifest carries (``schemas/pairs_info.v1.json``)."""
-
-PAIRS_COUNTER_SUMS = (
-    ("pairs_planned", ("pairs_written", "pairs_rejected")),
-    ("videos_in", ("videos_planned", "videos_rejected")),
-    ("people_in", ("people_used", "people_rejected")),
-)
-"""How the counters of a ``pairs`` manifest add up: ``total = part + part``."""
-
-
-def pairs_counter_problems(counters: Mapping[str, Any]) -> list[str]:
-    """Each sum of :data:`PAIRS_COUNTER_SUMS` that does not hold, as
-    ``"pairs_planned 20 != pairs_written 18 + pairs_rejected 1"`` (missing counters are 0)."""
-    problems = []
-    for total, parts in PAIRS_COUNTER_SUMS:
-        values = [int(counters.get(k) or 0) for k in (total, *parts)]
-        if values[0] != sum(values[1:]):
-            problems.append(
-                f"{total} {values[0]} != "
-                + " + ".join(f"{k} {v}" for k, v in zip(parts, values[1:], strict=True))
-            )
-    return problems
-
-
 PAIRS_CONVENTIONS = {
     "box_convention": CONVENTIONS["box_convention"]
     .replace("bbox and crop_box are", "crop_box_a and crop_box_b are")
@@ -139,6 +85,12 @@ PAIRS_CONVENTIONS = {
         "(frame_b over crop_box_b), flow and valid = flows/valid[flow_index]"
     ),
 }
+
+_KINDS = {
+    KIND_RUN: (naming.PREFIX_INSTANCES, CONVENTIONS, "dataset_info"),
+    KIND_PAIRS: (naming.PREFIX_PAIRS, PAIRS_CONVENTIONS, "pairs_info"),
+}
+"""Per folder kind: the prefix of its index tables, its conventions, its manifest schema."""
 
 _FILE_KEYS = ("file", "kind", "rows", "bytes", "sha256")
 
@@ -214,70 +166,6 @@ def _file_entry(info: Mapping[str, Any], num_shards: int) -> dict[str, Any]:
     return entry
 
 
-def build_dataset_info(
-    *,
-    files: list[dict],
-    counters: dict[str, int],
-    estimator: str,
-    estimator_params: dict,
-    fb_threshold: float,
-    offsets: list[int],
-    crop_size: int,
-    num_shards: int,
-    config: dict,
-    extra: dict | None = None,
-) -> dict:
-    """Assemble the manifest of an output folder.
-
-    Args:
-        files: the info dicts returned by the shard writers (``file``, ``kind``, ``rows``,
-            ``bytes``, ``sha256``), in any order.
-        counters: Beam counter values; must include :data:`REQUIRED_COUNTERS`.
-        estimator: registered flow estimator name; estimator_params: its parameters.
-        fb_threshold: forward-backward threshold in pixels.
-        offsets: propagation offsets (stored sorted).
-        crop_size: S; num_shards: shards per kind.
-        config: the pipeline configuration (JSON-able, no absolute paths or times).
-        extra: free-form additions.
-
-    Returns:
-        A JSON-ready dict (validate and write it with :func:`write_dataset_info`).
-
-    Raises:
-        ValueError: on duplicate or inconsistent file entries, duplicate offsets, or values JSON
-            cannot hold.
-    """
-    offsets_sorted = sorted(int(o) for o in offsets)
-    if len(set(offsets_sorted)) != len(offsets_sorted):
-        raise ValueError(f"duplicate offsets in {list(offsets)}")
-    kinds = (naming.PREFIX_INSTANCES, naming.PREFIX_DENSE, naming.PREFIX_REJECTS)
-    entries, totals = _entries_and_totals(files, num_shards, kinds)
-    versions = library_versions()
-    info = {
-        "schema_version": SCHEMA_VERSION,
-        "schemas": {
-            naming.PREFIX_INSTANCES: SCHEMA_VERSION,
-            naming.PREFIX_DENSE: SCHEMA_VERSION,
-            naming.PREFIX_REJECTS: SCHEMA_VERSION,
-        },
-        "code_version": versions["dptrack"],
-        "versions": versions,
-        "estimator": str(estimator),
-        "estimator_params": to_json_value(dict(estimator_params), "estimator_params"),
-        "fb_threshold": float(fb_threshold),
-        "offsets": offsets_sorted,
-        "crop_size": int(crop_size),
-        "num_shards": int(num_shards),
-        "config": to_json_value(dict(config), "config"),
-        "counters": to_json_value(dict(sorted(counters.items())), "counters"),
-        "totals": totals,
-        "files": entries,
-        **CONVENTIONS,
-        "extra": to_json_value(dict(extra or {}), "extra"),
-    }
-    return info
-
-
 def _entries_and_totals(
     files: list[dict], num_shards: int, kinds: tuple[str, ...]
 ) -> tuple[list[dict], dict[str, int]]:
@@ -298,8 +186,9 @@ def _entries_and_totals(
     return entries, totals
 
 
-def build_pairs_info(
+def build_dataset_info(
     *,
+    kind: str = KIND_RUN,
     files: list[dict],
     counters: dict[str, int],
     estimator: str,
@@ -308,51 +197,82 @@ def build_pairs_info(
     offsets: list[int],
     crop_size: int,
     num_shards: int,
-    mode: str,
-    stride: int,
     config: dict,
     extra: dict | None = None,
+    **job_fields: Any,
 ) -> dict:
-    """The manifest of a ``dptrack-build pairs`` folder (``schemas/pairs_info.v1.json``).
+    """Assemble the manifest of an output folder of either job.
 
-    Arguments as for :func:`build_dataset_info`, plus ``mode`` (``direct``/``chained``) and
-    ``stride``; ``counters`` must include :data:`REQUIRED_PAIRS_COUNTERS`.
+    Args:
+        kind: :data:`KIND_RUN` (``schemas/dataset_info.v1.json``) or :data:`KIND_PAIRS`
+            (``schemas/pairs_info.v1.json``, which also records ``kind``).
+        files: the info dicts returned by the shard writers (``file``, ``kind``, ``rows``,
+            ``bytes``, ``sha256``), in any order.
+        counters: the summed counters (see :mod:`dptrack_pipeline.shards.counters` for the ones
+            each kind requires).
+        estimator: registered flow estimator name; estimator_params: its parameters.
+        fb_threshold: forward-backward threshold in pixels.
+        offsets: offsets (stored sorted).
+        crop_size: S; num_shards: shards per kind.
+        config: the pipeline configuration (JSON-able, no absolute paths or times).
+        extra: free-form additions.
+        **job_fields: top-level fields of that kind's schema (``pairs``: ``mode``, ``stride``).
+
+    Returns:
+        A JSON-ready dict (validate and write it with :func:`write_dataset_info`).
+
+    Raises:
+        ValueError: on an unknown kind, duplicate or inconsistent file entries, duplicate offsets,
+            or values JSON cannot hold.
     """
-    kinds = (naming.PREFIX_PAIRS, naming.PREFIX_DENSE, naming.PREFIX_REJECTS)
+    if kind not in _KINDS:
+        raise ValueError(f"unknown folder kind {kind!r}; expected one of {sorted(_KINDS)}")
+    table_prefix, conventions, _ = _KINDS[kind]
+    offsets_sorted = sorted(int(o) for o in offsets)
+    if len(set(offsets_sorted)) != len(offsets_sorted):
+        raise ValueError(f"duplicate offsets in {list(offsets)}")
+    kinds = (table_prefix, naming.PREFIX_DENSE, naming.PREFIX_REJECTS)
     entries, totals = _entries_and_totals(files, num_shards, kinds)
     versions = library_versions()
-    return {
-        "kind": KIND_PAIRS,
+    info = {
         "schema_version": SCHEMA_VERSION,
-        "schemas": {kind: SCHEMA_VERSION for kind in kinds},
+        "schemas": {name: SCHEMA_VERSION for name in kinds},
         "code_version": versions["dptrack"],
         "versions": versions,
         "estimator": str(estimator),
         "estimator_params": to_json_value(dict(estimator_params), "estimator_params"),
         "fb_threshold": float(fb_threshold),
-        "offsets": sorted(int(o) for o in offsets),
+        "offsets": offsets_sorted,
         "crop_size": int(crop_size),
         "num_shards": int(num_shards),
-        "mode": str(mode),
-        "stride": int(stride),
         "config": to_json_value(dict(config), "config"),
         "counters": to_json_value(dict(sorted(counters.items())), "counters"),
         "totals": totals,
         "files": entries,
-        **PAIRS_CONVENTIONS,
+        **conventions,
+        **to_json_value(job_fields, "job_fields"),
         "extra": to_json_value(dict(extra or {}), "extra"),
     }
+    if kind != KIND_RUN:
+        info["kind"] = kind
+    return info
 
 
-def is_pairs_info(info: Mapping[str, Any]) -> bool:
-    """Whether a manifest describes a ``pairs`` folder (else a ``run`` folder)."""
-    return isinstance(info, Mapping) and info.get("kind") == KIND_PAIRS
+def folder_kind(info: Mapping[str, Any]) -> str:
+    """The job that wrote a manifest: :data:`KIND_PAIRS` when it says so, else :data:`KIND_RUN`
+    (``run`` manifests predate the ``kind`` field and do not carry it)."""
+    return KIND_PAIRS if isinstance(info, Mapping) and info.get("kind") == KIND_PAIRS else KIND_RUN
+
+
+def table_prefix(info: Mapping[str, Any]) -> str:
+    """The prefix of the folder's index tables: ``instances`` (``run``) or ``pairs``."""
+    return _KINDS[folder_kind(info)][0]
 
 
 def dataset_info_errors(info: Mapping[str, Any]) -> list[str]:
     """Every way ``info`` breaks its schema (empty list = valid): ``schemas/pairs_info.v1.json``
     for a ``pairs`` folder (``kind == "pairs"``), else ``schemas/dataset_info.v1.json``."""
-    name = PAIRS_INFO_SCHEMA if is_pairs_info(info) else DATASET_INFO_SCHEMA
+    name = _KINDS[folder_kind(info)][2]
     validator_cls = jsonschema.validators.validator_for(load_json_schema(name))
     validator = validator_cls(load_json_schema(name))
     errors = sorted(validator.iter_errors(info), key=lambda e: (list(e.absolute_path), e.message))
@@ -363,7 +283,7 @@ def validate_dataset_info(info: Mapping[str, Any]) -> None:
     """Raise :class:`ValueError` listing every schema violation of ``info``."""
     errors = dataset_info_errors(info)
     if errors:
-        name = PAIRS_INFO_SCHEMA if is_pairs_info(info) else DATASET_INFO_SCHEMA
+        name = _KINDS[folder_kind(info)][2]
         raise ValueError(f"dataset_info does not match {name}.v1:\n  " + "\n  ".join(errors))
 
 

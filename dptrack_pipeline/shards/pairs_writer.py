@@ -24,12 +24,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dptrack_pipeline.shards import naming
+from dptrack_pipeline.shards.columns import build_table
+from dptrack_pipeline.shards.files import write_parquet_table, write_shard_file
 from dptrack_pipeline.shards.hdf5_writer import write_dense_file
-from dptrack_pipeline.shards.parquet_writer import (
-    build_table,
-    write_parquet_table,
-    write_shard_file,
-)
 from dptrack_pipeline.shards.schema import SCHEMA_VERSION, load_parquet_schema
 
 PAIRS_SCHEMA = "pairs"

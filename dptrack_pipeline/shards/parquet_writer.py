@@ -18,17 +18,8 @@ propagated once per offset); a duplicate would make the order, hence the bytes, 
 order, so it is an error. ``crop_index`` is then the record's position and ``flow_index`` the
 running count of records that carry a flow (``-1`` for sources, which have none).
 
-**Parquet options** (:data:`PARQUET_WRITE_OPTIONS`) are all spelled out, so a pyarrow default
-changing does not silently change the bytes: Parquet format 2.6, dictionary encoding, statistics,
-data page v1, and no pandas metadata (tables are built from Arrow arrays, never from a DataFrame).
-Compression is **zstd level 3**: every current Parquet reader supports it, and on 210 realistic
-instance rows (the real 125-point DensePose-COCO demo annotation, 14 part masks, offsets -3..3;
-measured once during development) it wrote 126 kB against 144 kB for snappy
-and 212 kB uncompressed, with write and read times equal within noise (about 8 and 5 ms). The
-instance table is tiny next to the dense file of the same shard (82 MB for those rows), so the
-choice is about tidiness, not throughput. Row groups hold :data:`ROW_GROUP_SIZE` rows: at about
-1 kB per uncompressed row that is about 1 MB per group, small enough for a reader to fetch one group
-for random access and large enough for per-group overhead not to matter.
+Every file goes through :func:`~dptrack_pipeline.shards.files.write_shard_file` (atomic, digested)
+with the pinned Parquet options of :mod:`dptrack_pipeline.shards.files`.
 
 **Checks at the boundary.** Every row is checked before anything is written: the set of columns,
 the types (an int column refuses 1.5, a uint8 column refuses 300), the lengths (51 keypoint values,
@@ -45,12 +36,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from dptrack_pipeline.shards import naming
-from dptrack_pipeline.shards.atomic import atomic_write, join_path
-from dptrack_pipeline.shards.hashing import file_digest
+from dptrack_pipeline.shards.columns import build_table
+from dptrack_pipeline.shards.files import write_parquet_table, write_shard_file
 from dptrack_pipeline.shards.hdf5_writer import (
     CROPS,
     FLOWS,
@@ -66,25 +55,6 @@ from dptrack_pipeline.shards.schema import SCHEMA_VERSION, load_parquet_schema
 
 INSTANCES_SCHEMA = "instances"
 REJECTS_SCHEMA = "rejects"
-
-ROW_GROUP_SIZE = 1024
-PARQUET_COMPRESSION = "zstd"
-PARQUET_COMPRESSION_LEVEL = 3
-PARQUET_WRITE_OPTIONS: dict[str, Any] = {
-    "version": "2.6",
-    "row_group_size": ROW_GROUP_SIZE,
-    "compression": PARQUET_COMPRESSION,
-    "compression_level": PARQUET_COMPRESSION_LEVEL,
-    "use_dictionary": True,
-    "write_statistics": True,
-    "data_page_size": 1 << 20,
-    "data_page_version": "1.0",
-    "use_compliant_nested_type": True,
-    "store_schema": True,
-    "write_page_index": False,
-    "write_page_checksum": False,
-}
-"""Every option of :func:`pyarrow.parquet.write_table` that shapes the bytes, pinned."""
 
 WRITER_COLUMNS = ("dense_file", "crop_index", "flow_index")
 """Instance columns filled by :func:`write_instance_shard`, not by the caller."""
@@ -177,124 +147,6 @@ def record_sort_key(row: dict[str, Any]) -> tuple[str, int, int, int, int, int]:
         int(row["offset"]),
         int(row["frame_index"]),
     )
-
-
-# --------------------------------------------------------------------------- column building
-
-_NUMPY_DTYPES = {
-    pa.bool_(): np.dtype(np.bool_),
-    pa.int8(): np.dtype(np.int8),
-    pa.int16(): np.dtype(np.int16),
-    pa.int32(): np.dtype(np.int32),
-    pa.int64(): np.dtype(np.int64),
-    pa.uint8(): np.dtype(np.uint8),
-    pa.uint16(): np.dtype(np.uint16),
-    pa.uint32(): np.dtype(np.uint32),
-    pa.uint64(): np.dtype(np.uint64),
-    pa.float32(): np.dtype(np.float32),
-    pa.float64(): np.dtype(np.float64),
-}
-
-
-def _numpy_dtype(dtype: pa.DataType, column: str) -> np.dtype:
-    # Not DataType.to_pandas_dtype(): that imports pandas, which dptrack does not depend on.
-    try:
-        return _NUMPY_DTYPES[dtype]
-    except KeyError:
-        raise ValueError(f"column {column!r}: {dtype} is not a numeric type") from None
-
-
-def _numeric(value: Any, dtype: pa.DataType, column: str) -> np.ndarray:
-    """A flat numpy array of ``value`` in ``dtype``'s numpy type, refusing lossy integer casts."""
-    target = _numpy_dtype(dtype, column)
-    arr = np.asarray(value)
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
-        raise ValueError(f"column {column!r}: expected numbers, got dtype {arr.dtype}")
-    arr = arr.reshape(-1)
-    if target.kind in "iu" and arr.size:
-        if arr.dtype.kind == "f" and not (
-            np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
-        ):
-            raise ValueError(f"column {column!r}: expected integers, got non-integral values")
-        info = np.iinfo(target)
-        if arr.min() < info.min or arr.max() > info.max:
-            raise ValueError(
-                f"column {column!r}: values outside [{info.min}, {info.max}] of {target}"
-            )
-    return arr.astype(target, copy=False)
-
-
-def _scalar_column(values: list[Any], field: pa.Field) -> pa.Array:
-    if pa.types.is_string(field.type):
-        bad = [v for v in values if not isinstance(v, str)]
-        if bad:
-            raise ValueError(f"column {field.name!r}: expected str, got {bad[0]!r}")
-        return pa.array(values, type=field.type)
-    if pa.types.is_floating(field.type):
-        try:
-            floats = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"column {field.name!r}: expected numbers ({exc})") from exc
-        return pa.array(_numeric(floats, field.type, field.name))
-    arr = np.asarray(values) if values else np.zeros((0,), np.int64)
-    return pa.array(_numeric(arr, field.type, field.name), type=field.type)
-
-
-def _list_column(values: list[Any], field: pa.Field) -> pa.Array:
-    value_type = field.type.value_type
-    if pa.types.is_string(value_type):
-        for v in values:
-            if not all(isinstance(s, str) for s in v):
-                raise ValueError(f"column {field.name!r}: expected a list of str")
-        return pa.array([list(v) for v in values], type=field.type)
-    flats = [_numeric(v, value_type, field.name) for v in values]
-    flat = np.concatenate(flats) if flats else np.zeros((0,), _numpy_dtype(value_type, field.name))
-    child = pa.array(flat, type=value_type)
-    if pa.types.is_fixed_size_list(field.type):
-        size = field.type.list_size
-        bad = [len(f) for f in flats if len(f) != size]
-        if bad:
-            raise ValueError(f"column {field.name!r}: expected {size} values, got {bad[0]}")
-        return pa.FixedSizeListArray.from_arrays(child, size)
-    offsets = np.zeros(len(flats) + 1, dtype=np.int64)
-    np.cumsum([len(f) for f in flats], out=offsets[1:])
-    if offsets[-1] > np.iinfo(np.int32).max:
-        raise ValueError(f"column {field.name!r}: more than 2**31 values in one shard")
-    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), child)
-
-
-def build_table(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Table:
-    """An Arrow table of ``rows`` (dicts keyed by column) with exactly ``schema``.
-
-    Raises:
-        ValueError: on a missing, extra, null or badly typed value (naming the column).
-    """
-    columns = []
-    for field in schema:
-        values = [row[field.name] for row in rows]
-        if not field.nullable and any(v is None for v in values):
-            raise ValueError(f"column {field.name!r} is not nullable but a row holds None")
-        try:
-            if pa.types.is_list(field.type) or pa.types.is_fixed_size_list(field.type):
-                columns.append(_list_column(values, field))
-            else:
-                columns.append(_scalar_column(values, field))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
-            raise ValueError(f"column {field.name!r}: {exc}") from exc
-    return pa.Table.from_arrays(columns, schema=schema)
-
-
-def write_parquet_table(path: str, table: pa.Table) -> None:
-    """Write ``table`` to ``path`` (local) with :data:`PARQUET_WRITE_OPTIONS`."""
-    pq.write_table(table, path, **PARQUET_WRITE_OPTIONS)
-
-
-def write_shard_file(out_dir: str, name: str, kind: str, rows: int, write: Any) -> dict[str, Any]:
-    path = join_path(out_dir, name)
-    with atomic_write(path) as tmp:
-        write(tmp)
-        sha256, nbytes = file_digest(tmp)
-    return {"file": name, "kind": kind, "rows": rows, "bytes": nbytes, "sha256": sha256}
 
 
 # --------------------------------------------------------------------------- instances

@@ -40,7 +40,7 @@ import pycocotools.mask as mask_utils
 from tqdm import tqdm
 
 from dptrack_pipeline.formats.rle import SURFACE_TO_MASK_PART, encode_part_masks
-from dptrack_pipeline.planning import target_indices
+from dptrack_pipeline.schedule import target_indices
 from dptrack_pipeline.structures import DP_GRID, NUM_KEYPOINTS
 from dptrack_pipeline.synth.bodies import (
     COCO_KEYPOINT_NAMES,

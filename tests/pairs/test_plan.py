@@ -217,7 +217,7 @@ def test_chunk_anchors() -> None:
 
 
 def _stream(num_frames: int, max_offset: int, stride: int, mode: str) -> dict[str, int]:
-    """Replay :func:`~dptrack_pipeline.pairs.compute.process_chunk`'s decode/compute/release loop
+    """Replay :func:`~dptrack_pipeline.pairs.worker.process_chunk`'s decode/compute/release loop
     (the steps of :func:`schedule_chunk`) over every anchor of a video and check the releases
     never drop what is used later.
 

@@ -19,14 +19,14 @@ import pytest
 from click.testing import CliRunner
 
 from dptrack_pipeline.cli import main
+from dptrack_pipeline.crops import crop_pixel_centres
 from dptrack_pipeline.flow.registry import create_estimator
 from dptrack_pipeline.frames.sources import iter_video_frames
-from dptrack_pipeline.pairs.compute import PairOutput, PairsChunk, PairSettings, process_chunk
 from dptrack_pipeline.pairs.plan import expected_pair_count, pair_offsets
 from dptrack_pipeline.pairs.videos import count_frames, discover_videos
-from dptrack_pipeline.propagate import crop_pixel_centres
+from dptrack_pipeline.pairs.worker import PairOutput, PairsChunk, PairSettings, process_chunk
 from dptrack_pipeline.shards import DenseReader, read_dataset_info, read_pairs, read_rejects
-from dptrack_pipeline.shards.reader import verify_output
+from dptrack_pipeline.shards.verify import verify_output
 from dptrack_pipeline.synth.truth import load_flow_truth
 
 POSETRACK_SEQ = "posetrack18/videos/000001_mpiinew_test"

@@ -15,9 +15,9 @@ import apache_beam as beam
 import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from dptrack_pipeline.config import PropagateConfig
-from dptrack_pipeline.inspect import counters_add_up
+from dptrack_pipeline.propagate.config import PropagateConfig
 from dptrack_pipeline.shards import read_dataset_info, read_instances, read_rejects, verify_output
+from dptrack_pipeline.shards.counters import KIND_RUN, counter_problems
 from dptrack_pipeline.synth.dataset import generate_dataset
 from dptrack_pipeline.synth.score import score_propagation
 from pipelines.propagate import build_propagate
@@ -56,7 +56,7 @@ def good_run(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
 def test_counters_add_up_and_files_verify(good_run: tuple[Path, dict]) -> None:
     out, info = good_run
     c = info["counters"]
-    assert counters_add_up(c) == []
+    assert counter_problems(c, KIND_RUN) == []
     assert c["instances_rejected"] == 0
     assert c["instances_written"] == c["instances_in"] > 0
     # Two labelled frames per 16-frame video (indices 4 and 12), K = 3: 4 windows of 12 flows.
@@ -169,7 +169,7 @@ def test_bad_input_is_set_aside_and_counters_add_up(synth_dir: Path, tmp_path: P
     out = tmp_path / "bad_run"
     info = run_pipeline(bad, out, annotations=annotations)
     c = info["counters"]
-    assert counters_add_up(c) == []
+    assert counter_problems(c, KIND_RUN) == []
     rejects = read_rejects(str(out)).to_pylist()
     assert c["instances_rejected"] == len(rejects) > 0
     by_id = {}
@@ -217,7 +217,7 @@ def test_frames_from_video_files(synth_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "video_run"
     info = run_pipeline(video_root, out)
     c = info["counters"]
-    assert counters_add_up(c) == []
+    assert counter_problems(c, KIND_RUN) == []
     assert c["instances_rejected"] == 0 and c["instances_written"] == c["instances_in"]
     assert c["flows_computed"] == c["flows_planned"] and c["frames_decoded"] == c["frames_planned"]
     # MJPEG frames differ slightly from the PNGs; the propagation stays close to the image run.

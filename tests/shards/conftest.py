@@ -135,7 +135,7 @@ def built_output(tmp_path: Path) -> Path:
         files.append(write_rejects_shard(str(out), i, 3, [reject] if i == 2 else []))
     info = build_dataset_info(
         files=files,
-        counters=counters(instances_written=19, instances_rejected=1),
+        counters=counters(instances_in=20, instances_written=19, instances_rejected=1),
         estimator="opencv_dis",
         estimator_params={"preset": "medium"},
         fb_threshold=5.0,

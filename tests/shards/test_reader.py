@@ -155,7 +155,8 @@ def test_remote_folder_round_trip(remote_folder, make_records):
     files = write_instance_shard(out, 0, 1, records, 16)
     files.append(write_rejects_shard(out, 0, 1, []))
     info = build_dataset_info(
-        files=files, counters=dict.fromkeys(REQUIRED_COUNTERS, 0), estimator="opencv_dis",
+        files=files, counters={**dict.fromkeys(REQUIRED_COUNTERS, 0), "instances_in": 4,
+        "instances_written": 4}, estimator="opencv_dis",
         estimator_params={}, fb_threshold=5.0, offsets=[1], crop_size=16, num_shards=1, config={},
     )  # fmt: skip
     write_dataset_info(out, info)

@@ -95,7 +95,7 @@ def _true_crop_flow(synth: Path, meta: dict, source_box, target_box, size: int) 
     """The crop flow computed from the synthetic set's exact frame flow."""
     import cv2
 
-    from dptrack_pipeline.propagate import crop_pixel_centres
+    from dptrack_pipeline.crops import crop_pixel_centres
     from dptrack_pipeline.synth.truth import load_flow_truth
 
     frame_flow, _ = load_flow_truth(

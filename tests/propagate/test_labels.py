@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dptrack_pipeline.propagate import (
+from dptrack_pipeline.crops import crop_flow, crop_image
+from dptrack_pipeline.propagate.labels import (
     DROPPED_FB,
     DROPPED_OUTSIDE,
     KEPT,
-    crop_flow,
-    crop_image,
     fit_box_motion,
     move_keypoints,
     move_points,

@@ -10,9 +10,20 @@ import cv2
 import numpy as np
 import pytest
 
+from dptrack_pipeline.crops import crop_image
 from dptrack_pipeline.flow.registry import FlowEstimator
 from dptrack_pipeline.frames.sources import FRAME_MISSING
-from dptrack_pipeline.pairs.compute import (
+from dptrack_pipeline.pairs.people import PersonEntry, default_box, people_for_frames, person_box
+from dptrack_pipeline.pairs.plan import (
+    CHAINED,
+    DIRECT,
+    anchor_frames,
+    chunk_anchors,
+    expected_pair_count,
+    flows_needed,
+)
+from dptrack_pipeline.pairs.videos import KIND_FOLDER, VideoSpec, count_frames
+from dptrack_pipeline.pairs.worker import (
     BOX_DEFAULT,
     BOX_FOLLOWED,
     BOX_PEOPLE,
@@ -32,17 +43,6 @@ from dptrack_pipeline.pairs.compute import (
     follow_box,
     process_chunk,
 )
-from dptrack_pipeline.pairs.people import PersonEntry, default_box, people_for_frames, person_box
-from dptrack_pipeline.pairs.plan import (
-    CHAINED,
-    DIRECT,
-    anchor_frames,
-    chunk_anchors,
-    expected_pair_count,
-    flows_needed,
-)
-from dptrack_pipeline.pairs.videos import KIND_FOLDER, VideoSpec, count_frames
-from dptrack_pipeline.propagate import crop_image
 
 WIDTH, HEIGHT = 56, 40
 SHIFT = np.array([2.0, 1.0])  # the picture moves by (+2, +1) px per frame

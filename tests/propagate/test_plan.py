@@ -6,12 +6,8 @@ import itertools
 
 import pytest
 
-from dptrack_pipeline.planning import (
-    plan_windows,
-    required_pairs,
-    schedule_window,
-    target_indices,
-)
+from dptrack_pipeline.propagate.plan import plan_windows, schedule_window
+from dptrack_pipeline.schedule import required_pairs, target_indices
 
 
 def test_targets_stay_inside_the_video() -> None:
@@ -74,7 +70,7 @@ def test_out_of_range_sources_are_ignored_and_bad_offset_fails() -> None:
 
 
 def test_windows_are_grouped_in_runs_of_one_video() -> None:
-    from dptrack_pipeline.window import WindowTask
+    from dptrack_pipeline.propagate.plan import WindowTask
     from pipelines.propagate import group_windows
 
     def task(video: str, source: int) -> WindowTask:

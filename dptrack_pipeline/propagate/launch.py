@@ -1,9 +1,11 @@
-"""Turn loaded annotations into independent window tasks (the launcher's side of ``run``).
+"""What the launcher of a ``run`` decides before any worker starts.
 
-The launcher reads the annotation JSON (small: the whole DensePose-PoseTrack training set is a few
-hundred MB), validates it, plans windows per video (:mod:`dptrack_pipeline.planning`) and hands
-Beam one :class:`~dptrack_pipeline.window.WindowTask` per window: ids, paths, boxes and points,
-never pixels.
+:func:`prepare` reads the annotation JSON once (small: the whole DensePose-PoseTrack training set
+is a few hundred MB), validates it, merges PoseTrack18 boxes, plans windows per video
+(:mod:`dptrack_pipeline.propagate.plan`) and fixes the shard count. The CLI calls it once, checks
+the result, and hands the same :class:`PreparedRun` to the pipeline, so annotations are loaded and
+validated once per run. Beam gets one :class:`~dptrack_pipeline.propagate.plan.WindowTask` per
+window: ids, paths, boxes and points, never pixels.
 
 It also fixes the numbers the run is checked against: ``instances_in`` counts every instance that
 enters, i.e. each annotation rejected by validation (1 each) plus, for each valid DensePose
@@ -13,13 +15,22 @@ source, the source itself and one candidate per target frame. At the end of the 
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from dptrack_pipeline.formats.densepose_posetrack import AnnotationSet
-from dptrack_pipeline.planning import plan_windows, target_indices
+from dptrack_pipeline.flow.registry import create_estimator
+from dptrack_pipeline.formats.densepose_posetrack import (
+    AnnotationSet,
+    load_densepose_posetrack,
+    merge_posetrack18,
+)
+from dptrack_pipeline.formats.posetrack18 import load_many
+from dptrack_pipeline.propagate.config import TARGET_INSTANCES_PER_SHARD, PropagateConfig
+from dptrack_pipeline.propagate.plan import TargetPerson, WindowTask, plan_windows
+from dptrack_pipeline.rejects import STAGE_PLAN
+from dptrack_pipeline.schedule import target_indices
 from dptrack_pipeline.structures import PersonInstance, Reject
-from dptrack_pipeline.window import TargetPerson, WindowTask
 
 
 @dataclass
@@ -52,7 +63,7 @@ def build_window_tasks(aset: AnnotationSet, max_offset: int) -> TaskPlan:
                     reason="unknown_frame",
                     detail=f"frame_id {person.frame_id} is not a frame of video "
                     f"{person.video_id!r}",
-                    stage="plan",
+                    stage=STAGE_PLAN,
                     annotation_id=person.annotation_id,
                     video_id=person.video_id,
                     frame_id=person.frame_id,
@@ -109,3 +120,35 @@ def build_window_tasks(aset: AnnotationSet, max_offset: int) -> TaskPlan:
         "flows_planned": pairs,
     }
     return TaskPlan(tasks=tasks, rejects=rejects, counters=counters)
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """What the launcher decided before the pipeline starts."""
+
+    plan: TaskPlan
+    num_shards: int
+    estimator_params: dict
+    estimator_provenance: dict
+
+
+def prepare(config: PropagateConfig) -> PreparedRun:
+    """Load and validate annotations, plan windows, fix the shard count.
+
+    Raises:
+        ValueError: unreadable annotation files, unknown estimator or estimator options.
+    """
+    estimator = create_estimator(config.estimator, **dict(config.estimator_options))
+    aset = load_densepose_posetrack(config.annotations)
+    if config.posetrack:
+        aset = merge_posetrack18(aset, load_many(list(config.posetrack)))
+    plan = build_window_tasks(aset, config.max_offset)
+    num_shards = config.num_shards or max(
+        1, math.ceil(plan.counters["instances_in"] / TARGET_INSTANCES_PER_SHARD)
+    )
+    return PreparedRun(
+        plan=plan,
+        num_shards=num_shards,
+        estimator_params=estimator.params(),
+        estimator_provenance=estimator.provenance(),
+    )

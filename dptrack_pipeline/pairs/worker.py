@@ -23,7 +23,7 @@ Per pair ``(T, T + k)`` and person, in frame pixels (centres on integers):
    (``followed``: the person stays centred without any tracker); with default boxes it is the
    default box of ``T + k``;
 4. the flow is expressed in crop coordinates
-   (:func:`~dptrack_pipeline.propagate.crop_flow_from_track`): at crop-A pixel ``(c, r)``, the
+   (:func:`~dptrack_pipeline.crops.crop_flow_from_track`): at crop-A pixel ``(c, r)``, the
    position of the same point in crop B minus ``(c, r)``, in crop-B pixels. So crop B sampled at ``p
    + flow(p)`` looks like crop A at ``p`` where valid.
 
@@ -38,37 +38,45 @@ Memory stays bounded by ``K``, not by the video's length: see :mod:`dptrack_pipe
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from dptrack_pipeline.crops import crop_flow_from_track, crop_image, crop_pixel_centres
 from dptrack_pipeline.flow.consistency import track_grid, track_grid_chained
 from dptrack_pipeline.flow.registry import FlowEstimator
-from dptrack_pipeline.frames.sources import FrameDecodeError, VideoReaders, decode_frames
-from dptrack_pipeline.pairs.people import Box, PersonEntry, default_box, person_box
-from dptrack_pipeline.pairs.plan import DIRECT, chain_steps, pair_offsets, schedule_chunk
-from dptrack_pipeline.pairs.videos import VideoSpec, frame_location
-from dptrack_pipeline.propagate import crop_flow_from_track, crop_image, crop_pixel_centres
+from dptrack_pipeline.frames import VideoReaders
+from dptrack_pipeline.pairs.config import PairsConfig
+from dptrack_pipeline.pairs.people import default_box, person_box
+from dptrack_pipeline.pairs.plan import (
+    DIRECT,
+    PairsChunk,
+    chain_steps,
+    pair_offsets,
+    pair_reject_row,
+    schedule_chunk,
+)
+from dptrack_pipeline.rejects import (
+    CHAIN_BROKEN,
+    FRAME_SIZE_MISMATCH,
+    STAGE_DECODE,
+    STAGE_PAIRS,
+    TOO_FEW_VALID,
+)
+from dptrack_pipeline.schedule import Held, walk_schedule
+from dptrack_pipeline.structures import Box
 
 BOX_PEOPLE = "people"
 BOX_PEOPLE_NEAREST = "people_nearest"
 BOX_FOLLOWED = "followed"
 BOX_DEFAULT = "default"
 
-STAGE_PEOPLE = "people"
-STAGE_DECODE = "decode"
-STAGE_PAIRS = "pairs"
-
-TOO_FEW_VALID = "too_few_valid_pixels"
-FRAME_SIZE_MISMATCH = "frame_size_mismatch"
-CHAIN_BROKEN = "chain_broken"
-
 
 @dataclass(frozen=True)
 class PairSettings:
-    """What every chunk of a job shares (see :class:`~dptrack_pipeline.config.PairsConfig`)."""
+    """What every chunk of a job shares (see :func:`settings_of`)."""
 
     max_offset: int = 3
     mode: str = DIRECT
@@ -79,52 +87,17 @@ class PairSettings:
     estimator_name: str = "dis"
 
 
-@dataclass(frozen=True)
-class PairsChunk:
-    """Consecutive anchors of one video and who to crop there.
-
-    Attributes:
-        video: the video.
-        num_frames: frames in the video (counted by decoding).
-        anchors: anchor frames, ascending.
-        people: ``None`` for default boxes; else ``anchor -> ((entry, exact), ...)`` for the
-            anchors that have people in reach (others get no pairs).
-        targets: exact people-file entries ``(frame, person) -> entry`` of the frames the chunk
-            reads, for crop B's box.
-        frame_files: a frame folder's image paths for frames ``files_start ...``; empty for a
-            video file.
-        files_start: frame index of ``frame_files[0]``.
-    """
-
-    video: VideoSpec
-    num_frames: int
-    anchors: tuple[int, ...]
-    people: Mapping[int, tuple[tuple[PersonEntry, bool], ...]] | None = None
-    targets: Mapping[tuple[int, int], PersonEntry] = field(default_factory=dict)
-    frame_files: tuple[str, ...] = ()
-    files_start: int = 0
-
-    def planned_anchors(self) -> list[int]:
-        """Anchors that get pairs (all of them with default boxes)."""
-        if self.people is None:
-            return list(self.anchors)
-        return [a for a in self.anchors if self.people.get(a)]
-
-    def persons(self, anchor: int) -> int:
-        return 1 if self.people is None else len(self.people.get(anchor, ()))
-
-    def planned_pairs(self, max_offset: int) -> int:
-        """Pairs the chunk is expected to produce or reject."""
-        return sum(
-            self.persons(a) * len(pair_offsets(a, self.num_frames, max_offset))
-            for a in self.planned_anchors()
-        )
-
-    def location(self, index: int):
-        files = self.frame_files
-        if files:
-            return frame_location(self.video, index - self.files_start, files)
-        return frame_location(self.video, index)
+def settings_of(config: PairsConfig) -> PairSettings:
+    """The chunk settings of a job configuration."""
+    return PairSettings(
+        max_offset=config.max_offset,
+        mode=config.mode,
+        fb_threshold=config.fb_threshold,
+        crop_size=config.crop_size,
+        min_valid=config.min_valid,
+        context=config.context,
+        estimator_name=config.estimator,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,28 +132,6 @@ class PairReject:
 
     video_id: str
     row: dict[str, Any]
-
-
-def reject_row(
-    video_id: str,
-    reason: str,
-    detail: str,
-    stage: str,
-    frame: int = -1,
-    person: int = -1,
-    offset: int = 0,
-) -> dict[str, Any]:
-    """A ``rejects.v1`` row about a pair (``frame`` = anchor) or a video or people row."""
-    return {
-        "reason": reason,
-        "detail": detail,
-        "stage": stage,
-        "annotation_id": -1,
-        "video_id": video_id,
-        "frame_id": int(frame),
-        "track_id": int(person),
-        "offset": int(offset),
-    }
 
 
 def as_box(box: Box) -> Box:
@@ -257,53 +208,28 @@ def process_chunk(
     :class:`PairOutput` or :class:`PairReject`. Counters: ``frames_decoded``, ``frames_failed``,
     ``flows_computed``, ``anchors_done``, ``pairs_made``, ``rejected.<reason>``.
     """
-    n, big_k, mode = chunk.num_frames, settings.max_offset, settings.mode
-    frames: dict[int, np.ndarray] = {}
-    failed: dict[int, FrameDecodeError] = {}
-    flows: dict[tuple[int, int], np.ndarray] = {}
+    steps = schedule_chunk(
+        chunk.planned_anchors(), chunk.num_frames, settings.max_offset, settings.mode
+    )
     emitted: set[tuple[int, Box]] = set()
-    for step in schedule_chunk(chunk.planned_anchors(), n, big_k, mode):
-        if step.decode:
-            results = decode_frames([chunk.location(f) for f in step.decode], readers)
-            for f, result in zip(step.decode, results, strict=True):
-                if isinstance(result, FrameDecodeError):
-                    failed[f] = result
-                    counters["frames_failed"] += 1
-                else:
-                    frames[f] = result
-                    counters["frames_decoded"] += 1
-        todo = [
-            p
-            for p in step.flows
-            if p[0] in frames and p[1] in frames and frames[p[0]].shape == frames[p[1]].shape
-        ]
-        if todo:
-            results = estimator.estimate_batch([(frames[a], frames[b]) for a, b in todo])
-            flows.update(zip(todo, results, strict=True))
-            counters["flows_computed"] += len(todo)
-        for out in _anchor_pairs(chunk, step.source, frames, failed, flows, settings, emitted):
+    for step, held in walk_schedule(steps, chunk.location, estimator, counters, readers):
+        for out in _anchor_pairs(chunk, step.source, held, settings, emitted):
             if isinstance(out, PairReject):
                 counters[f"rejected.{out.row['reason']}"] += 1
             elif isinstance(out, PairOutput):
                 counters["pairs_made"] += 1
             yield out
         counters["anchors_done"] += 1
-        for f in step.release_frames:
-            frames.pop(f, None)
-            failed.pop(f, None)
-        for p in step.release_flows:
-            flows.pop(p, None)
 
 
 def _anchor_pairs(
     chunk: PairsChunk,
     anchor: int,
-    frames: Mapping[int, np.ndarray],
-    failed: Mapping[int, FrameDecodeError],
-    flows: Mapping[tuple[int, int], np.ndarray],
+    held: Held,
     settings: PairSettings,
     emitted: set[tuple[int, Box]],
 ) -> Iterator[CropOutput | PairOutput | PairReject]:
+    frames, failed, flows = held.frames, held.failed, held.flows
     vid = chunk.video.video_id
     offsets = pair_offsets(anchor, chunk.num_frames, settings.max_offset)
     size = settings.crop_size
@@ -316,7 +242,7 @@ def _anchor_pairs(
             for k in offsets:
                 yield PairReject(
                     vid,
-                    reject_row(
+                    pair_reject_row(
                         vid,
                         err.reason,
                         f"anchor frame {anchor}: {err}",
@@ -336,7 +262,8 @@ def _anchor_pairs(
             target = anchor + k
 
             def reject(reason: str, detail: str, stage: str = STAGE_PAIRS) -> PairReject:
-                return PairReject(vid, reject_row(vid, reason, detail, stage, anchor, person, k))  # noqa: B023
+                row = pair_reject_row(vid, reason, detail, stage, anchor, person, k)  # noqa: B023
+                return PairReject(vid, row)
 
             if target in failed:
                 err = failed[target]

@@ -157,7 +157,7 @@ def test_flownet2_on_cuda_without_cuda_fails_before_writing(synth: Path, tmp_pat
 
 
 def test_only_local_runners_check_the_device_at_launch() -> None:
-    from dptrack_pipeline.cli import _runs_here
+    from dptrack_pipeline.cli.options import runs_here as _runs_here
 
     assert _runs_here([]) and _runs_here(["--runner", "FnApiRunner"])
     assert _runs_here(["--runner=DirectRunner", "--direct_num_workers", "2"])

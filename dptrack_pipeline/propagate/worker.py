@@ -1,13 +1,11 @@
 """Process one planning window: decode its frames, compute its flows, propagate its labels.
 
-This is the unit of work of the ``run`` pipeline (one Beam element). It is plain Python so it can
-be tested without Beam; :mod:`dptrack_pipeline.beam.dofns` wraps it. It holds no maths of its
-own: decoding is :mod:`dptrack_pipeline.frames`, flow the estimator, moving labels
-:mod:`dptrack_pipeline.propagate`.
-
-Every frame of the window is decoded once and every directed flow computed once, in the order of
-:func:`dptrack_pipeline.planning.schedule_window`, releasing frames and flows as soon as no later
-source needs them. Flows of one step are handed to the estimator as one batch.
+This is the unit of work of the ``run`` pipeline (one Beam element). It is a plain generator so it
+can be tested without Beam; :mod:`dptrack_pipeline.beam.propagate` wraps it. It holds no maths of
+its own: decoding and flows are the shared engine (:func:`dptrack_pipeline.schedule.walk_schedule`
+over :func:`~dptrack_pipeline.propagate.plan.schedule_window`: every frame of the window decoded
+once, every directed flow computed once, released as soon as no later source needs them), moving
+labels is :mod:`dptrack_pipeline.propagate.labels`, crops are :mod:`dptrack_pipeline.crops`.
 
 Every instance that enters (a source annotation, or a source moved to one target frame) leaves as
 exactly one :class:`InstanceOutput` or one :class:`RejectOutput`; nothing is dropped silently.
@@ -16,51 +14,21 @@ exactly one :class:`InstanceOutput` or one :class:`RejectOutput`; nothing is dro
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
+from dptrack_pipeline.crops import crop_flow, crop_image
 from dptrack_pipeline.flow.registry import FlowEstimator
 from dptrack_pipeline.formats.rle import decode_part_masks, encode_part_masks
-from dptrack_pipeline.frames.sources import (
-    FrameDecodeError,
-    VideoReaders,
-    decode_frames,
-    resolve_frame,
-)
-from dptrack_pipeline.planning import Pair, Window, schedule_window, target_indices
-from dptrack_pipeline.propagate import Box, crop_flow, crop_image, propagate_person
+from dptrack_pipeline.frames import FrameDecodeError, VideoReaders, resolve_frame
+from dptrack_pipeline.propagate.labels import propagate_person
+from dptrack_pipeline.propagate.plan import WindowTask, schedule_window
+from dptrack_pipeline.rejects import STAGE_DECODE, STAGE_PROPAGATE, reject_row
+from dptrack_pipeline.schedule import Held, target_indices, walk_schedule
 from dptrack_pipeline.shards import ShardRecord
-from dptrack_pipeline.structures import FrameRef, PersonInstance, Reject
-
-
-@dataclass(frozen=True)
-class TargetPerson:
-    """An annotated person (box and keypoints) in a frame, to box a propagated instance."""
-
-    bbox: Box
-    keypoints: np.ndarray
-
-
-@dataclass(frozen=True)
-class WindowTask:
-    """Everything a worker needs for one window, by reference (paths and ids, no pixels).
-
-    Attributes:
-        window: the planned window.
-        num_frames: frames in the whole video.
-        frames: ``FrameRef`` of every frame position the window decodes.
-        sources: labelled persons per source frame position.
-        persons: annotated persons per ``(frame position, track_id)`` in the window, used as
-            target boxes.
-    """
-
-    window: Window
-    num_frames: int
-    frames: Mapping[int, FrameRef]
-    sources: Mapping[int, tuple[PersonInstance, ...]]
-    persons: Mapping[tuple[int, int], TargetPerson] = field(default_factory=dict)
+from dptrack_pipeline.structures import Box, FrameRef, PersonInstance
 
 
 @dataclass(frozen=True)
@@ -73,20 +41,6 @@ class InstanceOutput:
 class RejectOutput:
     video_id: str
     row: dict
-
-
-def reject_row(reject: Reject) -> dict:
-    """A :class:`Reject` as a ``rejects.v1`` row."""
-    return {
-        "reason": reject.reason,
-        "detail": reject.detail,
-        "stage": reject.stage,
-        "annotation_id": int(reject.annotation_id),
-        "video_id": reject.video_id,
-        "frame_id": int(reject.frame_id),
-        "track_id": int(reject.track_id),
-        "offset": int(reject.offset),
-    }
 
 
 @dataclass
@@ -154,16 +108,14 @@ def _reject(
     return RejectOutput(
         person.video_id,
         reject_row(
-            Reject(
-                reason=reason,
-                detail=detail,
-                stage="propagate" if offset else "decode",
-                annotation_id=person.annotation_id,
-                video_id=person.video_id,
-                frame_id=frame_id if frame_id >= 0 else person.frame_id,
-                track_id=person.track_id,
-                offset=offset,
-            )
+            reason,
+            detail,
+            STAGE_PROPAGATE if offset else STAGE_DECODE,
+            annotation_id=person.annotation_id,
+            video_id=person.video_id,
+            frame_id=frame_id if frame_id >= 0 else person.frame_id,
+            track_id=person.track_id,
+            offset=offset,
         ),
     )
 
@@ -189,50 +141,34 @@ def process_window(
     Counters: ``frames_decoded``, ``frames_failed``, ``flows_computed``, ``points_in``,
     ``points_kept``, ``points_dropped_fb``, ``points_dropped_outside``.
     """
-    window = task.window
-    frames: dict[int, np.ndarray] = {}
-    failed: dict[int, FrameDecodeError] = {}
-    flows: dict[Pair, np.ndarray] = {}
-    for step in schedule_window(window, task.num_frames, settings.max_offset):
-        if step.decode:
-            refs = [task.frames[i] for i in step.decode]
-            locations = [resolve_frame(settings.frames_root, r.image_file, r.index) for r in refs]
-            for ref, result in zip(refs, decode_frames(locations, readers), strict=True):
-                if isinstance(result, FrameDecodeError):
-                    failed[ref.index] = result
-                    counters["frames_failed"] += 1
-                elif ref.width and ref.height and result.shape[:2] != (ref.height, ref.width):
-                    failed[ref.index] = FrameDecodeError(
-                        "frame_size_mismatch",
-                        f"{ref.image_file}: decoded {result.shape[1]}x{result.shape[0]}, "
-                        f"annotated {ref.width}x{ref.height}",
-                    )
-                    counters["frames_failed"] += 1
-                else:
-                    frames[ref.index] = result
-                    counters["frames_decoded"] += 1
-        todo = [p for p in step.flows if p[0] in frames and p[1] in frames]
-        if todo:
-            results = estimator.estimate_batch([(frames[a], frames[b]) for a, b in todo])
-            for pair, flow in zip(todo, results, strict=True):
-                flows[pair] = flow
-            counters["flows_computed"] += len(todo)
-        yield from _propagate_source(task, step.source, frames, failed, flows, settings, counters)
-        for f in step.release_frames:
-            frames.pop(f, None)
-        for p in step.release_flows:
-            flows.pop(p, None)
+
+    def locate(index: int):
+        ref = task.frames[index]
+        return resolve_frame(settings.frames_root, ref.image_file, ref.index)
+
+    def check_size(index: int, image: np.ndarray) -> FrameDecodeError | None:
+        ref = task.frames[index]
+        if ref.width and ref.height and image.shape[:2] != (ref.height, ref.width):
+            return FrameDecodeError(
+                "frame_size_mismatch",
+                f"{ref.image_file}: decoded {image.shape[1]}x{image.shape[0]}, "
+                f"annotated {ref.width}x{ref.height}",
+            )
+        return None
+
+    steps = schedule_window(task.window, task.num_frames, settings.max_offset)
+    for step, held in walk_schedule(steps, locate, estimator, counters, readers, check_size):
+        yield from _propagate_source(task, step.source, held, settings, counters)
 
 
 def _propagate_source(
     task: WindowTask,
     source: int,
-    frames: Mapping[int, np.ndarray],
-    failed: Mapping[int, FrameDecodeError],
-    flows: Mapping[Pair, np.ndarray],
+    held: Held,
     settings: WindowSettings,
     counters: Counter,
 ) -> Iterator[InstanceOutput | RejectOutput]:
+    frames, failed, flows = held.frames, held.failed, held.flows
     source_ref = task.frames[source]
     targets = target_indices(source, task.num_frames, settings.max_offset)
     size = settings.crop_size

@@ -1,0 +1,221 @@
+"""What both jobs' Beam graphs share: the flow worker, exact counters, and the shard-writing tail.
+
+* :class:`FlowWorkerFn` is the base of every DoFn that decodes frames and estimates flow. It loads
+  the estimator once per worker thread (``setup``), keeps video files open between elements
+  (:class:`~dptrack_pipeline.frames.VideoReaders`), and owns a one-thread packer on which HDF5
+  chunks are filtered and deflated while the estimator computes the next flows (zlib and OpenCV
+  both release the GIL, so compression overlaps the flow computation instead of adding to it).
+  A GPU network is loaded **once per worker process**, not once per DoFn instance: Beam runs one
+  DoFn instance per worker thread, and the ``flownet2`` estimator keeps loaded models in a
+  process-wide table (:mod:`dptrack_pipeline.flow.flownet2.estimator`), so every instance with the
+  same options gets the same model and a lock that runs one batch at a time on the device. This is
+  what Beam's ``RunInference`` does with ``Shared`` handles; it lives in the estimator rather than
+  in Beam so direct (non-Beam) use shares the same way.
+* **Counters travel as data** (dicts tagged :data:`COUNTERS_TAG`, summed with
+  :class:`SumCounters`), not as Beam metrics: metrics are best-effort on some runners, and the
+  manifest must hold exact numbers on all of them.
+* :class:`WriteShards` is the one tail of both graphs: ``(shard, item)`` elements plus one
+  placeholder per shard (so empty shards exist) are grouped by shard, each shard is written by the
+  job's :class:`ShardWriter` (rows sorted inside the shard, files written atomically), the
+  counters are summed, and ``dataset_info.json`` is written once, last, from every shard's file
+  entries. Which shard an element goes to is the job's choice (a salted hash of a stable key,
+  :func:`~dptrack_pipeline.shards.shard_for_key`), made where the element is produced.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import apache_beam as beam
+
+from dptrack_pipeline.flow.registry import create_estimator
+from dptrack_pipeline.frames import VideoReaders
+from dptrack_pipeline.shards import build_dataset_info, counter_problems, write_dataset_info
+from dptrack_pipeline.shards.counters import KIND_RUN
+from dptrack_pipeline.shards.manifest import folder_kind
+
+COUNTERS_TAG = "counters"
+LOG = logging.getLogger(__name__)
+
+
+class FlowWorkerFn(beam.DoFn):
+    """What a DoFn that decodes frames and estimates flow holds per worker thread: the estimator
+    (loaded in ``setup``), open video files (:class:`VideoReaders`), a one-thread packer and an
+    optional progress bar. ``config`` needs ``estimator``, ``estimator_options`` and
+    ``progress``; subclasses write ``process``."""
+
+    def __init__(self, config: Any, unit: str, total: int | None = None):
+        self._config = config
+        self._unit = unit
+        self._total = total
+        self._show_bar = True
+        self._estimator = None
+        self._readers = None
+        self._packer = None
+        self._bar = None
+
+    def setup(self) -> None:
+        self._estimator = create_estimator(
+            self._config.estimator, **dict(self._config.estimator_options)
+        )
+        self._estimator.setup()
+        self._readers = VideoReaders()
+        self._packer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dptrack-pack")
+        if self._config.progress and self._show_bar:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self._total, desc=f"{self._unit}s", unit=self._unit, leave=False)
+
+    def teardown(self) -> None:
+        if self._packer is not None:
+            self._packer.shutdown(wait=True)
+        if self._readers is not None:
+            self._readers.close()
+        if self._bar is not None:
+            self._bar.close()
+
+
+class SumCounters(beam.CombineFn):
+    """Sum dicts of integer counters key by key."""
+
+    def create_accumulator(self) -> Counter:
+        return Counter()
+
+    def add_input(self, acc: Counter, value: dict) -> Counter:
+        acc.update(value)
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[Counter]) -> Counter:
+        out: Counter = Counter()
+        for acc in accs:
+            out.update(acc)
+        return out
+
+    def extract_output(self, acc: Counter) -> dict:
+        return {k: int(v) for k, v in sorted(acc.items())}
+
+
+class ShardWriter(abc.ABC):
+    """How one job writes a shard and its manifest (picklable: it travels to the workers).
+
+    Subclasses set :attr:`kind` and implement :meth:`write`; :meth:`manifest` records the job's
+    configuration (any config with ``estimator``, ``fb_threshold``, ``max_offset``,
+    ``crop_size``, ``out`` and ``to_dict()``) plus :meth:`job_fields`.
+
+    Args:
+        config: the job's configuration.
+        num_shards: shards per file kind.
+        estimator_params: the estimator's resolved parameters.
+        extra: free-form manifest additions (estimator provenance, ...).
+    """
+
+    kind: str = KIND_RUN
+
+    def __init__(self, config: Any, num_shards: int, estimator_params: dict, extra: dict):
+        self.out: str = config.out
+        self.num_shards = num_shards
+        self.config = config
+        self._estimator_params = estimator_params
+        self._extra = extra
+
+    @abc.abstractmethod
+    def write(self, shard: int, items: list[Any]) -> tuple[list[dict], dict[str, int]]:
+        """Write every file of shard ``shard`` from its items (any order); return the files'
+        manifest entries and the counters of what was written."""
+
+    def job_fields(self) -> dict[str, Any]:
+        """Top-level manifest fields of this job's schema besides the shared ones."""
+        return {}
+
+    def manifest(self, files: list[dict], counters: dict[str, int]) -> dict:
+        """``dataset_info.json`` from every file entry (sorted by name) and the summed counters."""
+        c = self.config
+        return build_dataset_info(
+            kind=self.kind,
+            files=files,
+            counters=counters,
+            estimator=c.estimator,
+            estimator_params=self._estimator_params,
+            fb_threshold=c.fb_threshold,
+            offsets=[k for d in range(1, c.max_offset + 1) for k in (-d, d)],
+            crop_size=c.crop_size,
+            num_shards=self.num_shards,
+            config=c.to_dict(),
+            extra=self._extra,
+            **self.job_fields(),
+        )
+
+
+class _WriteShardFn(beam.DoFn):
+    """``(shard, [items]) -> file entries``; the writer's counters tagged."""
+
+    def __init__(self, writer: ShardWriter):
+        self._writer = writer
+
+    def process(self, element: tuple[int, Iterable[Any]]) -> Iterator[Any]:
+        shard, items = element
+        files, counters = self._writer.write(shard, [i for i in items if i is not None])
+        yield from files
+        yield beam.pvalue.TaggedOutput(COUNTERS_TAG, counters)
+
+
+class _WriteManifestFn(beam.DoFn):
+    """Write ``dataset_info.json`` once, from every file entry and the summed counters."""
+
+    def __init__(self, writer: ShardWriter):
+        self._writer = writer
+
+    def process(self, _: Any, files: list[dict], counters: dict) -> Iterator[str]:
+        info = self._writer.manifest(sorted(files, key=lambda f: f["file"]), counters)
+        for problem in counter_problems(info["counters"], folder_kind(info), info["totals"]):
+            LOG.warning("counters do not add up: %s", problem)
+        yield write_dataset_info(self._writer.out, info)
+
+
+class WriteShards(beam.PTransform):
+    """``(items, counters) -> manifest path``: the shared tail of both jobs' graphs.
+
+    Input: a pair of PCollections, the ``(shard, item)`` elements to write and the counter dicts
+    gathered so far (planning, workers). Every shard index ``0..num_shards - 1`` is written, empty
+    or not; ``dataset_info.json`` is written after every shard, with the counters of the input
+    and of the writers summed.
+    """
+
+    def __init__(self, writer: ShardWriter):
+        super().__init__()
+        self._writer = writer
+
+    def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
+        items, counters = inputs
+        pipeline = items.pipeline
+        placeholders = pipeline | "ShardPlaceholders" >> beam.Create(
+            [(i, None) for i in range(self._writer.num_shards)], reshuffle=False
+        )
+        written = (
+            (items, placeholders)
+            | "WithPlaceholders" >> beam.Flatten()
+            | "ByShard" >> beam.GroupByKey()
+            | "WriteShard"
+            >> beam.ParDo(_WriteShardFn(self._writer)).with_outputs(COUNTERS_TAG, main="files")
+        )
+        total = (
+            (counters, written[COUNTERS_TAG])
+            | "AllCounters" >> beam.Flatten()
+            | "SumCounters" >> beam.CombineGlobally(SumCounters())
+        )
+        files = written.files | "FileList" >> beam.combiners.ToList()
+        return (
+            pipeline
+            | "Once" >> beam.Create([None], reshuffle=False)
+            | "WriteManifest"
+            >> beam.ParDo(
+                _WriteManifestFn(self._writer),
+                files=beam.pvalue.AsSingleton(files),
+                counters=beam.pvalue.AsSingleton(total),
+            )
+        )

@@ -1,0 +1,129 @@
+"""Beam pieces of the ``run`` job: thin wrappers over :mod:`dptrack_pipeline.propagate`.
+
+* :class:`ProcessWindowFn` runs :func:`~dptrack_pipeline.propagate.worker.process_window` on each
+  window task of an element. Frames are decoded here, where their flows are computed; only
+  per-instance crops and crop-sized flows leave it, packed into their HDF5 chunks on the worker's
+  helper thread (:class:`~dptrack_pipeline.beam.common.FlowWorkerFn`). Each step's flows go to the
+  estimator as one batch (pairs of one video), which it splits into forward passes of its
+  ``preferred_batch_size``.
+* :class:`InstanceShardWriter` is the job's :class:`~dptrack_pipeline.beam.common.ShardWriter`:
+  one instances Parquet, one dense HDF5 and one rejects Parquet per shard, and the ``run``
+  manifest.
+
+Rows go to shards by a salted hash of the video id, so a video's sources and propagations share a
+shard.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import apache_beam as beam
+
+from dptrack_pipeline.beam.common import COUNTERS_TAG, FlowWorkerFn, ShardWriter
+from dptrack_pipeline.propagate.config import PropagateConfig
+from dptrack_pipeline.propagate.plan import WindowTask
+from dptrack_pipeline.propagate.worker import (
+    InstanceOutput,
+    RejectOutput,
+    WindowSettings,
+    process_window,
+)
+from dptrack_pipeline.shards import (
+    ShardRecord,
+    pack_record,
+    shard_for_key,
+    write_instance_shard,
+    write_rejects_shard,
+)
+
+LOG = logging.getLogger(__name__)
+
+INSTANCE = "instance"
+REJECT = "reject"
+
+
+WINDOWS_PER_ELEMENT = 8
+"""Consecutive windows of one video per Beam element: a worker reads them front to back from one
+open video file (one seek per element instead of one per window), and a long video still splits
+into several elements that run in parallel."""
+
+
+def group_windows(
+    tasks: Sequence[WindowTask], size: int = WINDOWS_PER_ELEMENT
+) -> list[list[WindowTask]]:
+    """Runs of at most ``size`` consecutive windows of the same video, in plan order: the
+    elements :class:`ProcessWindowFn` takes."""
+    groups: list[list[WindowTask]] = []
+    for task in tasks:
+        last = groups[-1] if groups else None
+        if last and last[-1].window.video_id == task.window.video_id and len(last) < size:
+            last.append(task)
+        else:
+            groups.append([task])
+    return groups
+
+
+class ProcessWindowFn(FlowWorkerFn):
+    """``[WindowTask] -> (shard, ("instance", ShardRecord) | ("reject", row))``; counters tagged.
+
+    An element is the windows of one video, in order: the worker keeps the video file open
+    between them and so decodes a video file front to back once instead of seeking for every
+    window.
+    """
+
+    def __init__(self, config: PropagateConfig, num_shards: int, total_windows: int = 0):
+        super().__init__(config, "window", total_windows or None)
+        self._num_shards = num_shards
+        self._show_bar = bool(total_windows)
+        self._settings = WindowSettings(
+            frames_root=config.frames_root,
+            max_offset=config.max_offset,
+            fb_threshold=config.fb_threshold,
+            crop_size=config.crop_size,
+            estimator_name=config.estimator,
+        )
+
+    def process(self, tasks: Sequence[WindowTask]) -> Iterator[Any]:
+        for task in tasks:
+            yield from self._process_window(task)
+
+    def _process_window(self, task: WindowTask) -> Iterator[Any]:
+        counters: Counter = Counter()
+        pending: list[tuple[int, str, Any]] = []
+        outputs = process_window(task, self._estimator, self._settings, counters, self._readers)
+        for out in outputs:
+            shard = shard_for_key(out.video_id, self._num_shards)
+            if isinstance(out, InstanceOutput):
+                # Filter and compress the arrays here, in the parallel stage: half the bytes
+                # cross the shuffle and the shard writer only copies them.
+                job = self._packer.submit(pack_record, out.record, self._config.crop_size)
+                pending.append((shard, INSTANCE, job))
+            else:
+                assert isinstance(out, RejectOutput)
+                pending.append((shard, REJECT, out.row))
+        for shard, kind, payload in pending:
+            yield shard, (kind, payload.result() if kind == INSTANCE else payload)
+        counters["windows_done"] += 1
+        yield beam.pvalue.TaggedOutput(COUNTERS_TAG, dict(counters))
+        if self._bar is not None:
+            self._bar.update(1)
+        LOG.debug("window %s done: %s", task.window.key, dict(counters))
+
+
+class InstanceShardWriter(ShardWriter):
+    """Writes a ``run`` shard from ``("instance", ShardRecord)`` and ``("reject", row)`` items:
+    one instances Parquet, one dense HDF5, one rejects Parquet."""
+
+    def write(self, shard: int, items: list[Any]) -> tuple[list[dict], dict[str, int]]:
+        records: list[ShardRecord] = []
+        rejects: list[dict] = []
+        for kind, payload in items:
+            (records if kind == INSTANCE else rejects).append(payload)
+        size = self.config.crop_size
+        files = write_instance_shard(self.out, shard, self.num_shards, records, size)
+        files.append(write_rejects_shard(self.out, shard, self.num_shards, rejects))
+        return files, {"instances_written": len(records), "instances_rejected": len(rejects)}

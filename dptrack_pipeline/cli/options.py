@@ -1,0 +1,240 @@
+"""Option groups the commands share, declared once, and the small helpers behind them.
+
+* :func:`flow_options` adds the flow-estimator flags (``--estimator``, ``--estimator-option``
+  and the FlowNet2 flags) and :func:`estimator_options` turns them into the estimator's options,
+  refusing FlowNet2 flags given to another estimator.
+* :func:`output_options` adds ``--out``, ``--overwrite`` and ``--progress/--no-progress``;
+  :func:`prepare_out` applies ``--overwrite`` to the folder before a job writes.
+* :data:`BEAM_PASSTHROUGH` lets every option a job command does not know through to Beam's
+  ``PipelineOptions``; :func:`runs_here` says whether those options keep the work on this machine.
+* :func:`shards_option` is ``--num-shards`` with each job's sizing rule in its help.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from dptrack_pipeline.settings import (
+    DEFAULT_CROP_SIZE,
+    DEFAULT_ESTIMATOR,
+    DEFAULT_FB_THRESHOLD,
+    DEFAULT_MAX_OFFSET,
+)
+
+Decorator = Callable[[Any], Any]
+
+BEAM_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
+"""``context_settings`` of a job command: unknown options go to Beam (``ctx.args``)."""
+
+BEAM_EPILOG = """\b
+Any option not listed above is passed to Apache Beam's PipelineOptions, e.g.
+  --direct_num_workers 2 --direct_running_mode multi_processing
+  --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
+(the DirectRunner runs by default, on this machine).
+"""
+
+_LOCAL_RUNNERS = {"", "directrunner", "fnapirunner", "bundlebaseddirectrunner", "prismrunner"}
+
+
+def runs_here(beam_args: list[str]) -> bool:
+    """Whether the Beam options leave the work on this machine (the default DirectRunner)."""
+    runner = ""
+    for index, arg in enumerate(beam_args):
+        if arg.startswith("--runner="):
+            runner = arg.split("=", 1)[1]
+        elif arg == "--runner" and index + 1 < len(beam_args):
+            runner = beam_args[index + 1]
+    return runner.lower() in _LOCAL_RUNNERS
+
+
+def _apply(options: list[Decorator]) -> Decorator:
+    """One decorator adding ``options`` in their listed order in ``--help``."""
+
+    def decorate(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+flow_options = _apply(
+    [
+        click.option(
+            "--estimator",
+            default=DEFAULT_ESTIMATOR,
+            show_default=True,
+            help="Optical flow estimator: dis (OpenCV DIS, preset medium, CPU), farneback (CPU) "
+            "or flownet2 (FlowNet2, needs --checkpoint; GPU by default).",
+        ),
+        click.option(
+            "--estimator-option",
+            "estimator_option",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Estimator option, e.g. preset=fast (dis), fit=pad or compile=true (flownet2). "
+            "Repeatable.",
+        ),
+        click.option(
+            "--checkpoint",
+            default=None,
+            help="flownet2: the public FlowNet2_checkpoint.pth.tar (local path, or gs://... "
+            "read by each worker).",
+        ),
+        click.option(
+            "--device",
+            default=None,
+            metavar="cuda|cuda:N|cpu",
+            help="flownet2: where the network runs [default: cuda]. A CUDA device that is not "
+            "usable is an error, never a silent CPU fallback.",
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(["fp32", "bf16", "fp16"]),
+            default=None,
+            help="flownet2: weights and convolutions in this dtype [default: fp32, the published "
+            "model]; bf16 is the fast choice on recent GPUs.",
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(1),
+            default=None,
+            help="flownet2: frame pairs per forward pass [default: 8]; pairs of one video go "
+            "together.",
+        ),
+    ]
+)
+"""The flow-estimator flags of ``run`` and ``pairs``."""
+
+FLOWNET2_FLAGS = ("checkpoint", "device", "precision", "batch_size")
+
+
+def _parse_option_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def estimator_options(estimator: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The estimator's options from ``--estimator-option KEY=VALUE`` and the FlowNet2 flags.
+
+    Args:
+        estimator: ``--estimator``.
+        params: the command's parameters (``estimator_option`` and :data:`FLOWNET2_FLAGS`).
+
+    Raises:
+        click.BadParameter: an unknown estimator or a malformed ``KEY=VALUE``.
+        click.UsageError: a FlowNet2 flag with another estimator.
+    """
+    from dptrack_pipeline.flow.registry import available_estimators
+
+    if estimator not in available_estimators():
+        raise click.BadParameter(
+            f"unknown estimator {estimator!r}; available: {', '.join(available_estimators())}",
+            param_hint="--estimator",
+        )
+    options = {}
+    for item in params.get("estimator_option") or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(
+                f"expected KEY=VALUE, got {item!r}", param_hint="--estimator-option"
+            )
+        options[key.replace("-", "_")] = _parse_option_value(value)
+    given = {k: params[k] for k in FLOWNET2_FLAGS if params.get(k) is not None}
+    if given and estimator != "flownet2":
+        names = ", ".join("--" + key.replace("_", "-") for key in given)
+        raise click.UsageError(
+            f"{names}: only for --estimator flownet2 (got --estimator {estimator})"
+        )
+    options.update(given)
+    return options
+
+
+def output_options(progress_help: str) -> Decorator:
+    """``--out``, ``--overwrite`` and ``--progress/--no-progress`` of a job command."""
+    return _apply(
+        [
+            click.option(
+                "--out", required=True, help="Output folder for shards and dataset_info.json."
+            ),
+            click.option("--overwrite", is_flag=True, help="Replace shards already in --out."),
+            click.option(
+                "--progress/--no-progress", default=True, show_default=True, help=progress_help
+            ),
+        ]
+    )
+
+
+def offsets_option(help_text: str) -> Decorator:
+    """``--offsets K`` (1..30)."""
+    return click.option(
+        "--offsets",
+        default=DEFAULT_MAX_OFFSET,
+        show_default=True,
+        type=click.IntRange(1, 30),
+        help=help_text,
+    )
+
+
+def fb_threshold_option(help_text: str) -> Decorator:
+    """``--fb-threshold PX`` (> 0)."""
+    return click.option(
+        "--fb-threshold",
+        default=DEFAULT_FB_THRESHOLD,
+        show_default=True,
+        type=click.FloatRange(min=0, min_open=True),
+        help=help_text,
+    )
+
+
+def crop_size_option(help_text: str) -> Decorator:
+    """``--crop-size S`` (8..1024)."""
+    return click.option(
+        "--crop-size",
+        default=DEFAULT_CROP_SIZE,
+        show_default=True,
+        type=click.IntRange(8, 1024),
+        help=help_text,
+    )
+
+
+def shards_option(help_text: str) -> Decorator:
+    """``--num-shards N`` (>= 1; default: the job's sizing rule, said in ``help_text``)."""
+    return click.option("--num-shards", type=click.IntRange(1), default=None, help=help_text)
+
+
+def prepare_out(out: str, overwrite: bool, prefixes: tuple[str, ...]) -> None:
+    """Make ``--out`` ready for a job: refuse a folder holding shards unless ``--overwrite``,
+    then remove them. Remote folders (``gs://...``) are left to Beam's FileSystems.
+
+    Raises:
+        click.UsageError: shards are there and ``overwrite`` is not given.
+    """
+    if "://" in out:
+        return
+    if os.path.isdir(out):
+        old = [f for f in os.listdir(out) if f.startswith(prefixes)]
+        if old and not overwrite:
+            raise click.UsageError(
+                f"{out} already holds shards ({len(old)} files such as {sorted(old)[0]}); "
+                "pass --overwrite to replace them or choose another --out"
+            )
+        for name in old:
+            os.remove(os.path.join(out, name))
+    os.makedirs(out, exist_ok=True)
+
+
+def check_runtime(estimator: str, options: dict[str, Any], beam_args: list[str]) -> None:
+    """When the work runs here, check that the estimator can run (e.g. CUDA is usable) before
+    anything is written."""
+    from dptrack_pipeline.flow.registry import create_estimator
+
+    if runs_here(beam_args):
+        create_estimator(estimator, **options).check_runtime()

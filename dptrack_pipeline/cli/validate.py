@@ -1,0 +1,45 @@
+"""``dptrack-build validate``: every problem of an annotation file, with id and reason."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command()
+@click.argument("annotations", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--max-lines",
+    default=200,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Print at most this many problems (all are counted).",
+)
+def validate(annotations: str, max_lines: int) -> None:
+    """List every problem of a DensePose-PoseTrack file, with annotation id and reason.
+
+    Exits 1 when there is any problem, 0 when the file is clean.
+    """
+    from collections import Counter
+
+    from dptrack_pipeline.formats.densepose_posetrack import problems
+
+    try:
+        found = problems(annotations)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    for p in found[:max_lines]:
+        click.echo(
+            f"annotation {p.annotation_id} (video {p.video_id or '?'}, frame "
+            f"{p.frame_id}, track {p.track_id}): {p.reason}: {p.detail}"
+        )
+    if len(found) > max_lines:
+        click.echo(f"... and {len(found) - max_lines} more")
+    if found:
+        by_reason = Counter(p.reason for p in found)
+        click.echo(
+            f"{len(found)} problems: " + ", ".join(f"{k} {v}" for k, v in by_reason.most_common())
+        )
+        sys.exit(1)
+    click.echo(f"{annotations}: no problems found")

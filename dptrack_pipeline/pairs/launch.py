@@ -1,0 +1,107 @@
+"""What the launcher of a ``pairs`` job decides before any worker starts.
+
+:func:`prepare` lists the input videos (:func:`~dptrack_pipeline.pairs.videos.discover_videos`),
+reads the people file once (:func:`~dptrack_pipeline.pairs.people.load_people`), sets aside the
+rows it can already tell are bad (unknown videos, unparsable rows), and sizes the shards from a
+cheap frame-count estimate (container headers or folder listings: the launcher never decodes;
+frames are counted exactly on the workers by :func:`~dptrack_pipeline.pairs.plan.plan_video`).
+The CLI calls it once and hands the same :class:`PreparedPairs` to the pipeline.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+
+from dptrack_pipeline.flow.registry import create_estimator
+from dptrack_pipeline.frames import list_image_frames
+from dptrack_pipeline.pairs.config import TARGET_PAIRS_PER_SHARD, PairsConfig
+from dptrack_pipeline.pairs.people import PersonEntry, load_people
+from dptrack_pipeline.pairs.plan import expected_pair_count, pair_reject_row
+from dptrack_pipeline.pairs.videos import KIND_FOLDER, VideoSpec, discover_videos
+from dptrack_pipeline.rejects import PEOPLE_UNKNOWN_VIDEO, STAGE_PEOPLE
+from dptrack_pipeline.shards.counters import REQUIRED_PAIRS_COUNTERS
+
+
+@dataclass(frozen=True)
+class PreparedPairs:
+    """What the launcher decided before the pipeline starts."""
+
+    videos: tuple[VideoSpec, ...]
+    people: dict[str, tuple[PersonEntry, ...]] | None
+    launch_rejects: tuple[dict, ...]
+    counters: dict[str, int]
+    num_shards: int
+    estimated_pairs: int
+    estimator_params: dict
+    estimator_provenance: dict
+
+
+def _header_frames(spec: VideoSpec) -> int:
+    """A cheap frame-count estimate (container header, or images in the folder) for sizing."""
+    if spec.kind == KIND_FOLDER:
+        return len(list_image_frames(spec.path))
+    capture = cv2.VideoCapture(spec.path)
+    try:
+        return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+    finally:
+        capture.release()
+
+
+def prepare(config: PairsConfig) -> PreparedPairs:
+    """List videos, read the people file, size the shards.
+
+    Raises:
+        ValueError: a missing or unusable input path, duplicate video ids, an unreadable people
+            file, or an unknown estimator or estimator option.
+    """
+    estimator = create_estimator(config.estimator, **dict(config.estimator_options))
+    videos = tuple(discover_videos(list(config.videos)))
+    ids = {v.video_id for v in videos}
+    counters = dict.fromkeys(REQUIRED_PAIRS_COUNTERS, 0)  # every required counter, even if 0
+    counters["videos_in"] = len(videos)
+    rejects: list[dict] = []
+    people = None
+    if config.people is not None:
+        entries, problems = load_people(config.people)
+        counters["people_in"] = len(entries) + len(problems)
+        for p in problems:
+            rejects.append(
+                pair_reject_row(p.video, p.reason, p.detail, STAGE_PEOPLE, p.frame, p.person)
+            )
+        people = {vid: [] for vid in ids}
+        for e in entries:
+            if e.video in ids:
+                people[e.video].append(e)
+            else:
+                rejects.append(
+                    pair_reject_row(
+                        e.video,
+                        PEOPLE_UNKNOWN_VIDEO,
+                        f"no input video has the id {e.video!r} (ids: "
+                        f"{', '.join(sorted(ids)[:5])}{', ...' if len(ids) > 5 else ''})",
+                        STAGE_PEOPLE,
+                        e.frame,
+                        e.person,
+                    )
+                )
+        counters["people_rejected"] = len(rejects)
+        people = {vid: tuple(rows) for vid, rows in people.items()}
+    estimated = 0
+    for spec in videos:
+        frames = _header_frames(spec)
+        persons = 1 if people is None else len({e.person for e in people[spec.video_id]})
+        estimated += persons * expected_pair_count(frames, config.max_offset, config.stride)
+    num_shards = config.num_shards or max(1, math.ceil(estimated / TARGET_PAIRS_PER_SHARD))
+    return PreparedPairs(
+        videos=videos,
+        people=people,
+        launch_rejects=tuple(rejects),
+        counters=counters,
+        num_shards=num_shards,
+        estimated_pairs=estimated,
+        estimator_params=estimator.params(),
+        estimator_provenance=estimator.provenance(),
+    )

@@ -1,0 +1,70 @@
+"""Configuration of the ``run`` job (labels + video -> propagated instance shards).
+
+A frozen dataclass, changed with :func:`dataclasses.replace`; the CLI builds it from flags and the
+Beam pipeline (:mod:`pipelines.propagate`) reads it. Everything in it is plain data so that it
+pickles to remote workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dptrack_pipeline.settings import (
+    DEFAULT_CROP_SIZE,
+    DEFAULT_ESTIMATOR,
+    DEFAULT_FB_THRESHOLD,
+    DEFAULT_MAX_OFFSET,
+    check_common,
+    manifest_config,
+)
+
+TARGET_INSTANCES_PER_SHARD = 500
+"""Automatic shard count aims at this many instances per shard (~100-400 MB of HDF5 at 256 px),
+small enough for a worker to sort and write one shard in memory."""
+
+
+@dataclass(frozen=True)
+class PropagateConfig:
+    """Settings of one ``dptrack-build run``.
+
+    Attributes:
+        annotations: DensePose-PoseTrack JSON (the labelled frames).
+        frames_root: folder that annotation ``file_name``s are relative to (image folders or
+            video files, see :func:`dptrack_pipeline.frames.sources.resolve_frame`).
+        out: output folder (local path or a Beam filesystem URL such as ``gs://``).
+        posetrack: PoseTrack18 JSON files giving boxes/keypoints of the same videos' other frames.
+        estimator: flow estimator name in the registry (``dis``, ``farneback``, ...).
+        estimator_options: keyword options of the estimator (e.g. ``{"preset": "fast"}``).
+        max_offset: ``K``; targets are ``T ± 1..K``.
+        fb_threshold: forward-backward threshold in pixels (Slim DensePose: 5).
+        num_shards: number of output shards; ``None`` = one per
+            :data:`TARGET_INSTANCES_PER_SHARD` planned instances.
+        crop_size: side of the square person crops and crop flows in the HDF5 files.
+        progress: show progress bars (in-process runners only).
+    """
+
+    annotations: str
+    frames_root: str
+    out: str
+    posetrack: tuple[str, ...] = ()
+    estimator: str = DEFAULT_ESTIMATOR
+    estimator_options: dict[str, Any] = field(default_factory=dict)
+    max_offset: int = DEFAULT_MAX_OFFSET
+    fb_threshold: float = DEFAULT_FB_THRESHOLD
+    num_shards: int | None = None
+    crop_size: int = DEFAULT_CROP_SIZE
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        check_common(
+            max_offset=self.max_offset,
+            fb_threshold=self.fb_threshold,
+            crop_size=self.crop_size,
+            num_shards=self.num_shards,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form for ``dataset_info.json`` (see
+        :func:`~dptrack_pipeline.settings.manifest_config`)."""
+        return manifest_config(self)

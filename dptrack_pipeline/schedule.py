@@ -1,0 +1,185 @@
+"""Which frames and flows a worker needs, in what order, and when it can let go of them.
+
+Both jobs walk the frames of one video source by source: ``run`` moves each labelled frame ``T``
+to ``T ± 1..K``, ``pairs`` pairs each anchor frame ``T`` with ``T ± 1..K``. They share the engine
+in this module, so a frame is decoded once and a directed flow is computed once, whichever job
+asks:
+
+* :func:`target_indices` and :func:`required_pairs` say which neighbours a frame has in a video
+  and which directed flows it needs for them (``T -> T±k`` to move, ``T±k -> T`` for the
+  forward-backward check). ``T`` and ``k`` count frame *positions* in the video.
+* :func:`schedule_sources` orders the work source by source: each step says which frames to
+  decode and which flows to compute before the source is processed, and which frames and flows
+  to release after it, right after their last use. A long run of sources therefore holds only
+  about ``2K + 1`` frames and a few ``K`` flows, whatever the video's length.
+* :func:`walk_schedule` carries out such a schedule: it decodes the step's frames (through open
+  video files kept in :class:`~dptrack_pipeline.frames.VideoReaders`), hands the step's flows to
+  the estimator as one batch, yields the step with what is held, then releases. The jobs' workers
+  (:mod:`dptrack_pipeline.propagate.worker`, :mod:`dptrack_pipeline.pairs.worker`) only say what a
+  source does with the frames and flows it is given.
+
+A frame that cannot be decoded is held as its :class:`~dptrack_pipeline.frames.FrameDecodeError`
+(``failed``) so the worker can reject exactly the outputs that needed it; a flow is computed only
+when both of its frames decoded with the same size.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dptrack_pipeline.flow.registry import FlowEstimator
+from dptrack_pipeline.frames import FrameDecodeError, FrameLocation, VideoReaders, decode_frames
+
+Pair = tuple[int, int]
+"""A directed flow ``(from_index, to_index)`` between two frame positions of one video."""
+
+
+def target_indices(source: int, num_frames: int, max_offset: int) -> list[int]:
+    """Neighbours of a frame: ``source ± 1..max_offset`` inside ``[0, num_frames)``, ordered by
+    offset ``-1, +1, -2, +2, ...``."""
+    out = []
+    for k in range(1, max_offset + 1):
+        for t in (source - k, source + k):
+            if 0 <= t < num_frames:
+                out.append(t)
+    return out
+
+
+def required_pairs(source: int, num_frames: int, max_offset: int) -> list[Pair]:
+    """Directed flows a frame needs to reach its neighbours and check the way back:
+    ``(source, t)`` and ``(t, source)`` per target ``t`` of :func:`target_indices`."""
+    pairs = []
+    for t in target_indices(source, num_frames, max_offset):
+        pairs.extend([(source, t), (t, source)])
+    return pairs
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a schedule: decode ``decode`` frames, compute ``flows``, process ``source``,
+    then release ``release_frames`` and ``release_flows``."""
+
+    source: int
+    decode: tuple[int, ...]
+    flows: tuple[Pair, ...]
+    release_frames: tuple[int, ...]
+    release_flows: tuple[Pair, ...]
+
+
+def schedule_sources(
+    sources: Sequence[int],
+    frames_of: Callable[[int], Iterable[int]],
+    pairs_of: Callable[[int], Iterable[Pair]],
+) -> list[Step]:
+    """Order work source by source, releasing each frame and flow right after its last use.
+
+    Args:
+        sources: source (anchor) frames in processing order.
+        frames_of: the frames a source reads.
+        pairs_of: the directed flows a source needs.
+
+    Every frame a source reads is decoded in exactly one step and every flow computed in exactly
+    one step, no later than the first source that needs it; both are released after the last.
+    """
+    needs_frames = {s: sorted(set(frames_of(s))) for s in sources}
+    needs_pairs = {s: list(dict.fromkeys(pairs_of(s))) for s in sources}
+    last_use_frame: dict[int, int] = {}
+    last_use_pair: dict[Pair, int] = {}
+    for s in sources:
+        for f in needs_frames[s]:
+            last_use_frame[f] = s
+        for p in needs_pairs[s]:
+            last_use_pair[p] = s
+    decoded: set[int] = set()
+    computed: set[Pair] = set()
+    steps = []
+    for s in sources:
+        decode = tuple(f for f in needs_frames[s] if f not in decoded)
+        decoded.update(decode)
+        flows = tuple(p for p in needs_pairs[s] if p not in computed)
+        computed.update(flows)
+        steps.append(
+            Step(
+                source=s,
+                decode=decode,
+                flows=flows,
+                release_frames=tuple(f for f in needs_frames[s] if last_use_frame[f] == s),
+                release_flows=tuple(sorted({p for p in needs_pairs[s] if last_use_pair[p] == s})),
+            )
+        )
+    return steps
+
+
+@dataclass
+class Held:
+    """What a worker holds at one step of :func:`walk_schedule`.
+
+    Attributes:
+        frames: decoded frames by position, ``(H, W, 3)`` uint8 RGB.
+        failed: frames that could not be used, by position, with why.
+        flows: computed flows by directed pair, ``(H, W, 2)`` float32 pixels, channel 0 = x.
+    """
+
+    frames: dict[int, np.ndarray] = field(default_factory=dict)
+    failed: dict[int, FrameDecodeError] = field(default_factory=dict)
+    flows: dict[Pair, np.ndarray] = field(default_factory=dict)
+
+
+FrameCheck = Callable[[int, np.ndarray], FrameDecodeError | None]
+"""A check of a decoded frame at a position: an error sets the frame aside as failed."""
+
+
+def walk_schedule(
+    steps: Iterable[Step],
+    locate: Callable[[int], FrameLocation],
+    estimator: FlowEstimator,
+    counters: Counter,
+    readers: VideoReaders | None = None,
+    check: FrameCheck | None = None,
+) -> Iterator[tuple[Step, Held]]:
+    """Carry out a schedule (see the module docstring); yield each step with what is held.
+
+    Args:
+        steps: from :func:`schedule_sources`.
+        locate: where the frame at a position is.
+        estimator: computes each step's flows, as one batch.
+        counters: ``frames_decoded``, ``frames_failed`` and ``flows_computed`` are added here.
+        readers: open video files kept between calls (a video decoded front to back once).
+        check: an optional check of each decoded frame (e.g. its size against the annotation).
+
+    The held frames and flows are valid until the generator resumes: the step's releases happen
+    then.
+    """
+    held = Held()
+    for step in steps:
+        if step.decode:
+            results = decode_frames([locate(f) for f in step.decode], readers)
+            for f, result in zip(step.decode, results, strict=True):
+                if not isinstance(result, FrameDecodeError) and check is not None:
+                    result = check(f, result) or result
+                if isinstance(result, FrameDecodeError):
+                    held.failed[f] = result
+                    counters["frames_failed"] += 1
+                else:
+                    held.frames[f] = result
+                    counters["frames_decoded"] += 1
+        frames = held.frames
+        todo = [
+            p
+            for p in step.flows
+            if p[0] in frames and p[1] in frames and frames[p[0]].shape == frames[p[1]].shape
+        ]
+        if todo:
+            results = estimator.estimate_batch([(frames[a], frames[b]) for a, b in todo])
+            held.flows.update(zip(todo, results, strict=True))
+            counters["flows_computed"] += len(todo)
+        yield step, held
+        for f in step.release_frames:
+            held.frames.pop(f, None)
+            held.failed.pop(f, None)
+        for p in step.release_flows:
+            held.flows.pop(p, None)
