@@ -24,6 +24,7 @@ import numpy as np
 from dptrack_pipeline.flow.consistency import PointTrack, track_grid
 from dptrack_pipeline.structures import Box
 
+
 def crop_affine(box: Box, size: int) -> np.ndarray:
     """The ``2 x 3`` affine matrix mapping crop pixel ``(c, r)`` to frame pixel ``(x, y)``."""
     x0, y0, w, h = box

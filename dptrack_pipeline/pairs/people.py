@@ -56,7 +56,6 @@ DEFAULT_REACH = 20
 REQUIRED_FIELDS = ("video", "frame", "x", "y", "scale")
 
 
-
 @dataclass(frozen=True)
 class PersonEntry:
     """One row of a people file: person ``person`` at ``(x, y)`` with MPII ``scale``."""

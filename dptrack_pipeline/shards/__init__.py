@@ -23,8 +23,8 @@ A folder produced with ``num_shards = n`` holds ``instances-i-of-n.parquet``,
 """
 
 from dptrack_pipeline.shards.atomic import atomic_write
-from dptrack_pipeline.shards.hashing import file_digest, shard_for_key, stable_hash
 from dptrack_pipeline.shards.counters import REQUIRED_COUNTERS, counter_problems
+from dptrack_pipeline.shards.hashing import file_digest, shard_for_key, stable_hash
 from dptrack_pipeline.shards.manifest import (
     build_dataset_info,
     read_dataset_info,
