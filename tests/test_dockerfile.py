@@ -7,8 +7,9 @@ Dataflow custom container needs (https://cloud.google.com/dataflow/docs/guides/b
 * the Beam SDK's boot program at ``/opt/apache/beam/boot`` as the ``ENTRYPOINT``, taken from the
   Beam SDK image of the same Beam and Python versions;
 * one Beam version and one Python version, shared by both images, admitted by
-  ``requirements.txt`` / ``pyproject.toml`` and equal to the launcher's (this venv's; a different
-  launcher version skips with the ``--build-arg`` to pass, since the venv follows PyPI);
+  ``requirements.txt`` / ``pyproject.toml``; ``requirements.txt`` pins apache-beam to exactly the
+  images' version and the launcher (this venv) runs it (a different launcher *Python* skips with
+  the ``--build-arg`` to pass);
 * torch pinned as in ``requirements.txt``, from PyPI's CPU index or one CUDA index, and a CUDA
   base image of the same CUDA major.minor as that index;
 * the packages of ``requirements.txt`` and nothing else besides torch and ``apache-beam[gcp]``.
@@ -177,15 +178,23 @@ def test_images_share_one_beam_and_python_version(
 
 
 def test_images_match_the_launcher(cpu_image: Dockerfile) -> None:
-    """The launcher (this venv) must run the images' Beam and Python versions."""
-    apache_beam = pytest.importorskip("apache_beam")
+    """The launcher (this venv) must run the images' Beam version: ``requirements.txt`` pins
+    apache-beam to exactly the images' ``BEAM_VERSION``, so ``make install`` cannot drift from
+    them (a Dataflow job whose launcher and workers run different Beam versions fails)."""
+    import apache_beam
+
     beam, python = cpu_image.global_args["BEAM_VERSION"], cpu_image.global_args["PYTHON_VERSION"]
+    pinned = requirements()["apache-beam"].specifier
+    assert str(pinned) == f"=={beam}", f"requirements.txt pins apache-beam {pinned}, images {beam}"
+    assert apache_beam.__version__ == beam, (
+        f"this venv runs apache-beam {apache_beam.__version__}, requirements.txt pins {beam}: "
+        "run make install"
+    )
     here = "{}.{}".format(*sys.version_info[:2])
-    if (apache_beam.__version__, here) != (beam, python):
+    if here != python:
         pytest.skip(
-            f"this launcher runs apache-beam {apache_beam.__version__} on Python {here}; the "
-            f"images default to {beam} on {python}: build with --build-arg BEAM_VERSION="
-            f"{apache_beam.__version__} --build-arg PYTHON_VERSION={here}"
+            f"this launcher runs Python {here}; the images default to {python}: build them with "
+            f"--build-arg PYTHON_VERSION={here}"
         )
 
 
