@@ -11,8 +11,8 @@ Both configs are recorded in ``dataset_info.json`` by :func:`manifest_config`.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, fields
+from typing import Any, TypeVar
 
 from dptrack_pipeline.flow.consistency import DEFAULT_FB_THRESHOLD
 
@@ -31,7 +31,10 @@ __all__ = [
     "DEFAULT_MAX_OFFSET",
     "check_common",
     "manifest_config",
+    "worker_settings",
 ]
+
+_S = TypeVar("_S")
 
 
 def check_common(
@@ -69,3 +72,9 @@ def manifest_config(config: Any) -> dict[str, Any]:
             d[name] = list(value)
     d["estimator_options"] = dict(sorted(d["estimator_options"].items()))
     return d
+
+
+def worker_settings(cls: type[_S], config: Any) -> _S:
+    """The part of a job config a worker needs: a dataclass ``cls`` whose fields are filled from
+    the config's attributes of the same names (a worker's settings are a subset of its job's)."""
+    return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})

@@ -23,15 +23,8 @@ from collections.abc import Sequence
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from dptrack_pipeline.beam import pairs as steps
 from dptrack_pipeline.beam.common import COUNTERS_TAG, WriteShards
-from dptrack_pipeline.beam.pairs import (
-    OTHER_REJECT,
-    REJECT,
-    REJECTS_TAG,
-    PairShardWriter,
-    PlanVideoFn,
-    ProcessChunkFn,
-)
 from dptrack_pipeline.pairs.config import PairsConfig
 from dptrack_pipeline.pairs.launch import PreparedPairs, prepare
 from dptrack_pipeline.shards import shard_for_key
@@ -54,17 +47,19 @@ def build_pairs(
         | "Videos" >> beam.Create(inputs, reshuffle=False)
         | "DistributeVideos" >> beam.Reshuffle()
         | "PlanVideos"
-        >> beam.ParDo(PlanVideoFn(config, n)).with_outputs(COUNTERS_TAG, REJECTS_TAG, main="chunks")
+        >> beam.ParDo(steps.PlanVideoFn(config, n)).with_outputs(
+            COUNTERS_TAG, steps.REJECTS_TAG, main="chunks"
+        )
     )
     processed = (
         planned.chunks
         | "DistributeChunks" >> beam.Reshuffle()
         | "ProcessChunks"
-        >> beam.ParDo(ProcessChunkFn(config)).with_outputs(COUNTERS_TAG, main="items")
+        >> beam.ParDo(steps.ProcessChunkFn(config)).with_outputs(COUNTERS_TAG, main="items")
     )
     launch_rejects = pipeline | "LaunchRejects" >> beam.Create(
         [
-            (shard_for_key(r["video_id"], n), (REJECT, r, OTHER_REJECT))
+            (shard_for_key(r["video_id"], n), (steps.REJECT, r, steps.OTHER_REJECT))
             for r in prepared.launch_rejects
         ],
         reshuffle=False,
@@ -72,7 +67,11 @@ def build_pairs(
     launch_counters = pipeline | "LaunchCounters" >> beam.Create(
         [prepared.counters], reshuffle=False
     )
-    items = (processed.items, planned[REJECTS_TAG], launch_rejects) | "AllItems" >> beam.Flatten()
+    items = (
+        processed.items,
+        planned[steps.REJECTS_TAG],
+        launch_rejects,
+    ) | "AllItems" >> beam.Flatten()
     counters = (
         planned[COUNTERS_TAG],
         processed[COUNTERS_TAG],
@@ -82,7 +81,7 @@ def build_pairs(
         "estimator_provenance": prepared.estimator_provenance,
         "video_ids": sorted(v.video_id for v in prepared.videos),
     }
-    writer = PairShardWriter(config, n, prepared.estimator_params, extra)
+    writer = steps.PairShardWriter(config, n, prepared.estimator_params, extra)
     return (items, counters) | "WriteShards" >> WriteShards(writer)
 
 

@@ -23,13 +23,8 @@ from collections.abc import Sequence
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from dptrack_pipeline.beam import propagate as steps
 from dptrack_pipeline.beam.common import COUNTERS_TAG, WriteShards
-from dptrack_pipeline.beam.propagate import (
-    REJECT,
-    InstanceShardWriter,
-    ProcessWindowFn,
-    group_windows,
-)
 from dptrack_pipeline.propagate.config import PropagateConfig
 from dptrack_pipeline.propagate.launch import PreparedRun, prepare
 from dptrack_pipeline.rejects import reject_row
@@ -46,16 +41,19 @@ def build_propagate(
     plan, num_shards = prepared.plan, prepared.num_shards
     processed = (
         pipeline
-        | "VideoTasks" >> beam.Create(group_windows(plan.tasks), reshuffle=False)
+        | "VideoTasks" >> beam.Create(steps.group_windows(plan.tasks), reshuffle=False)
         | "Distribute" >> beam.Reshuffle()
         | "ProcessWindows"
-        >> beam.ParDo(ProcessWindowFn(config, num_shards, len(plan.tasks))).with_outputs(
+        >> beam.ParDo(steps.ProcessWindowFn(config, num_shards, len(plan.tasks))).with_outputs(
             COUNTERS_TAG, main="items"
         )
     )
     validation_rejects = pipeline | "ValidationRejects" >> beam.Create(
         [
-            (shard_for_key(r.video_id, num_shards), (REJECT, reject_row(**dataclasses.asdict(r))))
+            (
+                shard_for_key(r.video_id, num_shards),
+                (steps.REJECT, reject_row(**dataclasses.asdict(r))),
+            )
             for r in plan.rejects
         ],
         reshuffle=False,
@@ -63,7 +61,7 @@ def build_propagate(
     planned = pipeline | "PlannedCounters" >> beam.Create([plan.counters], reshuffle=False)
     items = (processed.items, validation_rejects) | "AllItems" >> beam.Flatten()
     counters = (processed[COUNTERS_TAG], planned) | "WorkCounters" >> beam.Flatten()
-    writer = InstanceShardWriter(
+    writer = steps.InstanceShardWriter(
         config,
         num_shards,
         prepared.estimator_params,

@@ -32,6 +32,7 @@ from dptrack_pipeline.propagate.worker import (
     WindowSettings,
     process_window,
 )
+from dptrack_pipeline.settings import worker_settings
 from dptrack_pipeline.shards import (
     ShardRecord,
     pack_record,
@@ -79,13 +80,7 @@ class ProcessWindowFn(FlowWorkerFn):
         super().__init__(config, "window", total_windows or None)
         self._num_shards = num_shards
         self._show_bar = bool(total_windows)
-        self._settings = WindowSettings(
-            frames_root=config.frames_root,
-            max_offset=config.max_offset,
-            fb_threshold=config.fb_threshold,
-            crop_size=config.crop_size,
-            estimator_name=config.estimator,
-        )
+        self._settings = worker_settings(WindowSettings, config)
 
     def process(self, tasks: Sequence[WindowTask]) -> Iterator[Any]:
         for task in tasks:

@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from dptrack_pipeline.cli import options as opt
+
 
 @click.command()
 @click.argument("out", type=click.Path(exists=True, file_okay=False))
@@ -16,17 +18,13 @@ import click
     type=click.Path(file_okay=False),
     help="Write PNG overlays (source vs propagated points and masks) and crop-flow pictures here.",
 )
-@click.option(
+@opt.path(
     "--frames-root",
-    type=click.Path(exists=True, file_okay=False),
-    help="Frames folder for --render [default: the one recorded in dataset_info.json].",
+    "Frames folder for --render [default: the one recorded in dataset_info.json].",
+    directory=True,
 )
-@click.option(
-    "--max-render",
-    default=12,
-    show_default=True,
-    type=click.IntRange(1),
-    help="How many propagated instances (or pairs) to render.",
+@opt.value(
+    "--max-render", 12, click.IntRange(1), "How many propagated instances (or pairs) to render."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def inspect(

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -172,37 +173,32 @@ def output_options(progress_help: str) -> Decorator:
     )
 
 
+def value(name: str, default: Any, kind: Any, help_text: str) -> Decorator:
+    """An option with a default shown in ``--help`` (``kind``: a click type or range)."""
+    return click.option(name, default=default, show_default=True, type=kind, help=help_text)
+
+
+def path(name: str, help_text: str, *, directory: bool = False, **kwargs: Any) -> Decorator:
+    """An option naming an existing file (or folder, ``directory=True``)."""
+    kind = click.Path(exists=True, file_okay=not directory, dir_okay=directory)
+    return click.option(name, type=kind, help=help_text, **kwargs)
+
+
 def offsets_option(help_text: str) -> Decorator:
     """``--offsets K`` (1..30)."""
-    return click.option(
-        "--offsets",
-        default=DEFAULT_MAX_OFFSET,
-        show_default=True,
-        type=click.IntRange(1, 30),
-        help=help_text,
-    )
+    return value("--offsets", DEFAULT_MAX_OFFSET, click.IntRange(1, 30), help_text)
 
 
 def fb_threshold_option(help_text: str) -> Decorator:
     """``--fb-threshold PX`` (> 0)."""
-    return click.option(
-        "--fb-threshold",
-        default=DEFAULT_FB_THRESHOLD,
-        show_default=True,
-        type=click.FloatRange(min=0, min_open=True),
-        help=help_text,
+    return value(
+        "--fb-threshold", DEFAULT_FB_THRESHOLD, click.FloatRange(min=0, min_open=True), help_text
     )
 
 
 def crop_size_option(help_text: str) -> Decorator:
     """``--crop-size S`` (8..1024)."""
-    return click.option(
-        "--crop-size",
-        default=DEFAULT_CROP_SIZE,
-        show_default=True,
-        type=click.IntRange(8, 1024),
-        help=help_text,
-    )
+    return value("--crop-size", DEFAULT_CROP_SIZE, click.IntRange(8, 1024), help_text)
 
 
 def shards_option(help_text: str) -> Decorator:
@@ -238,3 +234,22 @@ def check_runtime(estimator: str, options: dict[str, Any], beam_args: list[str])
 
     if runs_here(beam_args):
         create_estimator(estimator, **options).check_runtime()
+
+
+RENAMED_FLAGS = {"max_offset": "offsets"}
+"""Config fields whose flag has another name (``--offsets`` sets ``max_offset``)."""
+
+
+def job_config(cls: Any, params: dict[str, Any], **given: Any) -> Any:
+    """A job config (dataclass ``cls``) from a command's parameters: each field takes the flag of
+    its name (see :data:`RENAMED_FLAGS`) unless given here.
+
+    Raises:
+        ValueError: what the config's own checks refuse.
+    """
+    values = dict(given)
+    for f in dataclasses.fields(cls):
+        flag = RENAMED_FLAGS.get(f.name, f.name)
+        if f.name not in values and flag in params:
+            values[f.name] = params[flag]
+    return cls(**values)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from dptrack_pipeline.cli import options as opt
+from dptrack_pipeline.cli.job import Job, run_job
 
 PAIRS_PREFIXES = ("pairs-", "dense-", "rejects-", "dataset_info.json")
 
@@ -38,62 +39,46 @@ Examples:
     type=click.Path(exists=True),
     help="A video file, a folder of frame images, or a folder of those (one level). Repeatable.",
 )
-@click.option(
-    "--people",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Person centres and scales per frame (JSON or CSV, format below).",
-)
+@opt.path("--people", "Person centres and scales per frame (JSON or CSV, format below).")
 @opt.output_options("Progress bar over pairs.")
 @opt.offsets_option("K: pair every anchor frame T with T-K..T+K.")
-@click.option(
-    "--stride",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Anchor frames are 0, S, 2S, ... (1: every frame).",
-)
+@opt.value("--stride", 1, click.IntRange(1), "Anchor frames are 0, S, 2S, ... (1: every frame).")
 @opt.crop_size_option("Side of the square crops and crop flows.")
-@click.option(
+@opt.value(
     "--mode",
-    type=click.Choice(["direct", "chained"]),
-    default="direct",
-    show_default=True,
-    help="direct: estimate every flow T->T+k; chained: estimate one-step flows only and "
-    "compose them (2 flows per frame instead of 2K; errors add up along the chain).",
+    "direct",
+    click.Choice(["direct", "chained"]),
+    "direct: estimate every flow T->T+k; chained: estimate one-step flows only and compose "
+    "them (2 flows per frame instead of 2K; errors add up along the chain).",
 )
 @opt.flow_options
 @opt.fb_threshold_option(
     "Forward-backward check in pixels: a crop pixel whose round trip misses by more is invalid."
 )
-@click.option(
+@opt.value(
     "--min-valid",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(0, 1),
-    help="Reject pairs whose fraction of valid crop pixels is below this (pairs with none are "
+    0.0,
+    click.FloatRange(0, 1),
+    "Reject pairs whose fraction of valid crop pixels is below this (pairs with none are "
     "always rejected).",
 )
-@click.option(
+@opt.value(
     "--context",
-    default=1.25,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="--people boxes: side = 200 * scale * context.",
+    1.25,
+    click.FloatRange(min=0, min_open=True),
+    "--people boxes: side = 200 * scale * context.",
 )
-@click.option(
+@opt.value(
     "--people-reach",
-    default=20,
-    show_default=True,
-    type=click.IntRange(0),
-    help="--people: a frame without rows uses the nearest frame with rows within this many frames.",
+    20,
+    click.IntRange(0),
+    "--people: a frame without rows uses the nearest frame with rows within this many frames.",
 )
-@click.option(
+@opt.value(
     "--chunk-anchors",
-    default=256,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Anchors per parallel work item (long videos split into chunks).",
+    256,
+    click.IntRange(1),
+    "Anchors per parallel work item (long videos split into chunks).",
 )
 @opt.shards_option(
     "Number of output shards [default: about one per 1000 pairs]. The pairs of one "
@@ -112,51 +97,24 @@ def pairs(ctx: click.Context, **params) -> None:
     """
     from dptrack_pipeline.pairs.config import PairsConfig
     from dptrack_pipeline.pairs.launch import prepare
-    from dptrack_pipeline.shards import counter_problems, read_dataset_info
     from dptrack_pipeline.shards.counters import KIND_PAIRS
     from pipelines.pairs import run as run_pipeline
 
-    estimator = params["estimator"]
-    options = opt.estimator_options(estimator, params)
-    try:
-        config = PairsConfig(
-            videos=tuple(params["videos"]),
-            out=params["out"],
-            people=params["people"],
-            max_offset=params["offsets"],
-            stride=params["stride"],
-            crop_size=params["crop_size"],
-            mode=params["mode"],
-            estimator=estimator,
-            estimator_options=options,
-            fb_threshold=params["fb_threshold"],
-            min_valid=params["min_valid"],
-            context=params["context"],
-            people_reach=params["people_reach"],
-            chunk_anchors=params["chunk_anchors"],
-            num_shards=params["num_shards"],
-            progress=params["progress"],
-        )
-        prepared = prepare(config)
-        opt.check_runtime(estimator, options, ctx.args)
-    except (ValueError, TypeError, RuntimeError) as err:
-        raise click.ClickException(str(err)) from err
-    out = config.out
-    opt.prepare_out(out, params["overwrite"], PAIRS_PREFIXES)
-    click.echo(
-        f"{len(prepared.videos)} videos, about {prepared.estimated_pairs} pairs, "
-        f"{prepared.num_shards} shards; Beam options: {' '.join(ctx.args) or '(DirectRunner)'}",
-        err=True,
-    )
-    run_pipeline(config, ctx.args, prepared)
-    if "://" not in out:
-        info = read_dataset_info(out)
-        c = info["counters"]
-        click.echo(
+    job = Job(
+        PairsConfig,
+        prepare,
+        run_pipeline,
+        KIND_PAIRS,
+        PAIRS_PREFIXES,
+        announce=lambda prepared, beam: (
+            f"{len(prepared.videos)} videos, about {prepared.estimated_pairs} pairs, "
+            f"{prepared.num_shards} shards; Beam options: {beam}"
+        ),
+        report=lambda c: (
             f"wrote {c['pairs_written']} pairs ({c['pairs_rejected']} rejected of "
             f"{c['pairs_planned']}), {c.get('crops_written', 0)} crops, {c['flows_computed']} "
             f"flows, {c['frames_decoded']} frames decoded, {c['videos_rejected']} of "
-            f"{c['videos_in']} videos rejected -> {out}"
-        )
-        for problem in counter_problems(c, KIND_PAIRS, info["totals"]):
-            click.echo(f"warning: {problem}", err=True)
+            f"{c['videos_in']} videos rejected"
+        ),
+    )
+    run_job(job, ctx, params)

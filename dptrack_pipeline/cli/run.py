@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from dptrack_pipeline.cli import options as opt
+from dptrack_pipeline.cli.job import Job, run_job
 
 RUN_PREFIXES = ("instances-", "dense-", "rejects-", "dataset_info.json")
 
@@ -26,25 +27,23 @@ FlowNet2 on a GPU (the public checkpoint; weights loaded once per worker process
 
 
 @click.command(context_settings=opt.BEAM_PASSTHROUGH, epilog=EPILOG)
-@click.option(
+@opt.path(
     "--annotations",
+    "DensePose-PoseTrack JSON (COCO style, with dp_* fields on labelled frames).",
     required=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="DensePose-PoseTrack JSON (COCO style, with dp_* fields on labelled frames).",
 )
-@click.option(
+@opt.path(
     "--posetrack",
+    "PoseTrack18 JSON of the same videos (boxes/keypoints of unlabelled frames; used as target "
+    "boxes). Repeatable.",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="PoseTrack18 JSON of the same videos (boxes/keypoints of unlabelled frames; "
-    "used as target boxes). Repeatable.",
 )
-@click.option(
+@opt.path(
     "--frames-root",
+    "Folder that annotation file_names are relative to. A frame is an image file there, or a "
+    "frame of the video file <folder of file_name>.mp4/.avi/...",
+    directory=True,
     required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Folder that annotation file_names are relative to. A frame is an image file "
-    "there, or a frame of the video file <folder of file_name>.mp4/.avi/...",
 )
 @opt.output_options("Progress bar over windows (in-process runners).")
 @opt.flow_options
@@ -66,43 +65,20 @@ def run(ctx: click.Context, **params) -> None:
     """
     from dptrack_pipeline.propagate.config import PropagateConfig
     from dptrack_pipeline.propagate.launch import prepare
-    from dptrack_pipeline.shards import counter_problems, read_dataset_info
     from dptrack_pipeline.shards.counters import KIND_RUN
     from pipelines.propagate import run as run_pipeline
 
-    estimator = params["estimator"]
-    options = opt.estimator_options(estimator, params)
-    try:
-        config = PropagateConfig(
-            annotations=params["annotations"],
-            frames_root=params["frames_root"],
-            out=params["out"],
-            posetrack=tuple(params["posetrack"]),
-            estimator=estimator,
-            estimator_options=options,
-            max_offset=params["offsets"],
-            fb_threshold=params["fb_threshold"],
-            num_shards=params["num_shards"],
-            crop_size=params["crop_size"],
-            progress=params["progress"],
-        )
-        prepared = prepare(config)  # fail on bad files/options before touching --out
-        opt.check_runtime(estimator, options, ctx.args)
-    except (ValueError, TypeError, RuntimeError) as err:
-        raise click.ClickException(str(err)) from err
-    out = config.out
-    opt.prepare_out(out, params["overwrite"], RUN_PREFIXES)
-    click.echo(
-        f"running with Beam options: {' '.join(ctx.args) or '(defaults: DirectRunner)'}", err=True
-    )
-    run_pipeline(config, ctx.args, prepared)
-    if "://" not in out:
-        info = read_dataset_info(out)
-        c = info["counters"]
-        click.echo(
+    job = Job(
+        PropagateConfig,
+        prepare,
+        run_pipeline,
+        KIND_RUN,
+        RUN_PREFIXES,
+        announce=lambda _, beam: f"running with Beam options: {beam}",
+        report=lambda c: (
             f"wrote {c['instances_written']} instances ({c['instances_rejected']} rejected of "
             f"{c['instances_in']}), {c['points_kept']}/{c['points_in']} propagated points kept, "
-            f"{c['flows_computed']} flows, {c['frames_decoded']} frames -> {out}"
-        )
-        for problem in counter_problems(c, KIND_RUN, info["totals"]):
-            click.echo(f"warning: {problem}", err=True)
+            f"{c['flows_computed']} flows, {c['frames_decoded']} frames"
+        ),
+    )
+    run_job(job, ctx, params)

@@ -6,21 +6,14 @@ import json
 
 import click
 
+from dptrack_pipeline.cli import options as opt
+
 
 @click.command()
 @click.argument("out", type=click.Path(exists=True, file_okay=False))
-@click.option(
-    "--truth",
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="The `synth` folder the run was built from.",
-)
-@click.option(
-    "--near",
-    default=3.0,
-    show_default=True,
-    type=float,
-    help="A kept point is correct when within this many pixels of the truth.",
+@opt.path("--truth", "The `synth` folder the run was built from.", directory=True, required=True)
+@opt.value(
+    "--near", 3.0, float, "A kept point is correct when within this many pixels of the truth."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the score as JSON.")
 def score(out: str, truth: str, near: float, as_json: bool) -> None:

@@ -6,32 +6,25 @@ import json
 
 import click
 
+from dptrack_pipeline.cli import options as opt
+
 
 @click.command()
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--videos", default=3, show_default=True, type=click.IntRange(1))
-@click.option(
-    "--frames", default=24, show_default=True, type=click.IntRange(2), help="Frames per video."
+@opt.value("--videos", 3, click.IntRange(1), "Videos to render.")
+@opt.value("--frames", 24, click.IntRange(2), "Frames per video.")
+@opt.value("--seed", 0, int, "Random seed (the same seed renders the same bytes).")
+@opt.value("--width", 320, click.IntRange(64), "Frame width in pixels.")
+@opt.value("--height", 240, click.IntRange(64), "Frame height in pixels.")
+@opt.value("--people", 2, click.IntRange(1), "People per video.")
+@opt.value(
+    "--label-every", 8, click.IntRange(1), "One frame in this many carries DensePose labels."
 )
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--width", default=320, show_default=True, type=click.IntRange(64))
-@click.option("--height", default=240, show_default=True, type=click.IntRange(64))
-@click.option(
-    "--people", default=2, show_default=True, type=click.IntRange(1), help="People per video."
-)
-@click.option(
-    "--label-every",
-    default=8,
-    show_default=True,
-    type=click.IntRange(1),
-    help="One frame in this many carries DensePose labels.",
-)
-@click.option(
+@opt.value(
     "--max-offset",
-    default=3,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Exact flow truth is saved for T±1..this around labelled frames.",
+    3,
+    click.IntRange(1),
+    "Exact flow truth is saved for T±1..this around labelled frames.",
 )
 def synth(
     out: str,

@@ -6,15 +6,13 @@ import sys
 
 import click
 
+from dptrack_pipeline.cli import options as opt
+
 
 @click.command()
 @click.argument("annotations", type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--max-lines",
-    default=200,
-    show_default=True,
-    type=click.IntRange(0),
-    help="Print at most this many problems (all are counted).",
+@opt.value(
+    "--max-lines", 200, click.IntRange(0), "Print at most this many problems (all are counted)."
 )
 def validate(annotations: str, max_lines: int) -> None:
     """List every problem of a DensePose-PoseTrack file, with annotation id and reason.

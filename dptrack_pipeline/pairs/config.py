@@ -11,14 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dptrack_pipeline.settings import (
-    DEFAULT_CROP_SIZE,
-    DEFAULT_ESTIMATOR,
-    DEFAULT_FB_THRESHOLD,
-    DEFAULT_MAX_OFFSET,
-    check_common,
-    manifest_config,
-)
+from dptrack_pipeline import settings
 
 TARGET_PAIRS_PER_SHARD = 1000
 """Automatic shard count of ``pairs`` aims at this many pairs per shard (about 100-250 MB of HDF5
@@ -54,13 +47,13 @@ class PairsConfig:
     videos: tuple[str, ...]
     out: str
     people: str | None = None
-    max_offset: int = DEFAULT_MAX_OFFSET
+    max_offset: int = settings.DEFAULT_MAX_OFFSET
     stride: int = 1
-    crop_size: int = DEFAULT_CROP_SIZE
+    crop_size: int = settings.DEFAULT_CROP_SIZE
     mode: str = "direct"
-    estimator: str = DEFAULT_ESTIMATOR
+    estimator: str = settings.DEFAULT_ESTIMATOR
     estimator_options: dict[str, Any] = field(default_factory=dict)
-    fb_threshold: float = DEFAULT_FB_THRESHOLD
+    fb_threshold: float = settings.DEFAULT_FB_THRESHOLD
     min_valid: float = 0.0
     context: float = 1.25
     people_reach: int = 20
@@ -71,7 +64,7 @@ class PairsConfig:
     def __post_init__(self) -> None:
         if not self.videos:
             raise ValueError("no videos given (--videos)")
-        check_common(
+        settings.check_common(
             max_offset=self.max_offset,
             fb_threshold=self.fb_threshold,
             crop_size=self.crop_size,
@@ -93,4 +86,4 @@ class PairsConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form for ``dataset_info.json`` (see
         :func:`~dptrack_pipeline.settings.manifest_config`)."""
-        return manifest_config(self)
+        return settings.manifest_config(self)

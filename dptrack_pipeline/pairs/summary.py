@@ -14,15 +14,15 @@ import numpy as np
 import pyarrow as pa
 
 from dptrack_pipeline.shards.counters import KIND_PAIRS, counter_problems
+from dptrack_pipeline.shards.reader import columns_as_arrays
 
 
 def pairs_offset_summary(pairs: pa.Table) -> list[dict[str, Any]]:
     """Per offset of a ``pairs`` folder: pairs, mean valid fraction, median flow length (crop px)
     and median forward-backward error (frame px)."""
-    offsets = np.asarray(pairs.column("offset").to_numpy(zero_copy_only=False))
-    valid = np.asarray(pairs.column("valid_fraction").to_numpy(zero_copy_only=False))
-    motion = np.asarray(pairs.column("flow_median").to_numpy(zero_copy_only=False))
-    error = np.asarray(pairs.column("fb_error_median").to_numpy(zero_copy_only=False))
+    offsets, valid, motion, error = columns_as_arrays(
+        pairs, "offset", "valid_fraction", "flow_median", "fb_error_median"
+    )
     rows = []
     for off in sorted(set(offsets.tolist())):
         sel = offsets == off

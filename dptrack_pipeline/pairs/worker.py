@@ -66,6 +66,7 @@ from dptrack_pipeline.rejects import (
     TOO_FEW_VALID,
 )
 from dptrack_pipeline.schedule import Held, walk_schedule
+from dptrack_pipeline.settings import worker_settings
 from dptrack_pipeline.structures import Box
 
 BOX_PEOPLE = "people"
@@ -84,20 +85,12 @@ class PairSettings:
     crop_size: int = 256
     min_valid: float = 0.0
     context: float = 1.25
-    estimator_name: str = "dis"
+    estimator: str = "dis"
 
 
 def settings_of(config: PairsConfig) -> PairSettings:
     """The chunk settings of a job configuration."""
-    return PairSettings(
-        max_offset=config.max_offset,
-        mode=config.mode,
-        fb_threshold=config.fb_threshold,
-        crop_size=config.crop_size,
-        min_valid=config.min_valid,
-        context=config.context,
-        estimator_name=config.estimator,
-    )
+    return worker_settings(PairSettings, config)
 
 
 @dataclass(frozen=True, eq=False)
@@ -336,7 +329,7 @@ def _anchor_pairs(
                     "offset": int(k),
                     "person": int(person),
                     "mode": settings.mode,
-                    "estimator": settings.estimator_name,
+                    "estimator": settings.estimator,
                     "box_source_a": source_a,
                     "box_source_b": source_b,
                     "crop_box_a": list(box_a),

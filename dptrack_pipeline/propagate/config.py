@@ -10,14 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dptrack_pipeline.settings import (
-    DEFAULT_CROP_SIZE,
-    DEFAULT_ESTIMATOR,
-    DEFAULT_FB_THRESHOLD,
-    DEFAULT_MAX_OFFSET,
-    check_common,
-    manifest_config,
-)
+from dptrack_pipeline import settings
 
 TARGET_INSTANCES_PER_SHARD = 500
 """Automatic shard count aims at this many instances per shard (~100-400 MB of HDF5 at 256 px),
@@ -48,16 +41,16 @@ class PropagateConfig:
     frames_root: str
     out: str
     posetrack: tuple[str, ...] = ()
-    estimator: str = DEFAULT_ESTIMATOR
+    estimator: str = settings.DEFAULT_ESTIMATOR
     estimator_options: dict[str, Any] = field(default_factory=dict)
-    max_offset: int = DEFAULT_MAX_OFFSET
-    fb_threshold: float = DEFAULT_FB_THRESHOLD
+    max_offset: int = settings.DEFAULT_MAX_OFFSET
+    fb_threshold: float = settings.DEFAULT_FB_THRESHOLD
     num_shards: int | None = None
-    crop_size: int = DEFAULT_CROP_SIZE
+    crop_size: int = settings.DEFAULT_CROP_SIZE
     progress: bool = False
 
     def __post_init__(self) -> None:
-        check_common(
+        settings.check_common(
             max_offset=self.max_offset,
             fb_threshold=self.fb_threshold,
             crop_size=self.crop_size,
@@ -67,4 +60,4 @@ class PropagateConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form for ``dataset_info.json`` (see
         :func:`~dptrack_pipeline.settings.manifest_config`)."""
-        return manifest_config(self)
+        return settings.manifest_config(self)

@@ -15,17 +15,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dptrack_pipeline.shards.counters import KIND_RUN, counter_problems
+from dptrack_pipeline.shards.reader import columns_as_arrays
 
 
 def offset_summary(instances: pa.Table) -> list[dict[str, Any]]:
     """Per offset: rows, points in/kept/dropped and the kept ratio, mean crop-flow validity."""
-    offsets = np.asarray(instances.column("offset").to_numpy(zero_copy_only=False))
-    points_in = np.asarray(instances.column("points_in").to_numpy(zero_copy_only=False))
+    offsets, points_in, fb, outside, valid = columns_as_arrays(
+        instances,
+        "offset",
+        "points_in",
+        "points_dropped_fb",
+        "points_dropped_outside",
+        "flow_valid_fraction",
+    )
     kept = np.asarray(pc.list_value_length(instances.column("dp_x")).to_numpy(zero_copy_only=False))
     kept = np.nan_to_num(kept.astype(np.float64)).astype(np.int64)
-    fb = np.asarray(instances.column("points_dropped_fb").to_numpy(zero_copy_only=False))
-    outside = np.asarray(instances.column("points_dropped_outside").to_numpy(zero_copy_only=False))
-    valid = np.asarray(instances.column("flow_valid_fraction").to_numpy(zero_copy_only=False))
     rows = []
     for off in sorted(set(offsets.tolist())):
         sel = offsets == off

@@ -51,7 +51,7 @@ class WindowSettings:
     max_offset: int
     fb_threshold: float
     crop_size: int
-    estimator_name: str
+    estimator: str
 
 
 def _row(
@@ -93,7 +93,7 @@ def _row(
         "dp_masks": list(masks),
         "crop_box": [float(v) for v in bbox],
         "flow_valid_fraction": float(valid_fraction),
-        "estimator": settings.estimator_name,
+        "estimator": settings.estimator,
         "fb_threshold": float(settings.fb_threshold),
         "points_in": int(counts[0]),
         "points_dropped_fb": int(counts[1]),

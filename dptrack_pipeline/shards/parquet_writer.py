@@ -138,15 +138,9 @@ def instance_row_columns() -> tuple[str, ...]:
 
 
 def record_sort_key(row: dict[str, Any]) -> tuple[str, int, int, int, int, int]:
-    """The sort key of an instance row (see :data:`RECORD_SORT_KEY`)."""
-    return (
-        str(row["video_id"]),
-        int(row["source_frame_index"]),
-        int(row["track_id"]),
-        int(row["annotation_id"]),
-        int(row["offset"]),
-        int(row["frame_index"]),
-    )
+    """The sort key of an instance row (see :data:`RECORD_SORT_KEY`: the video id, then ints)."""
+    video_id, *numbers = (row[column] for column in RECORD_SORT_KEY)
+    return (str(video_id), *(int(n) for n in numbers))  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------- instances

@@ -124,6 +124,11 @@ def _read_tables(out_dir: str, prefix: str, columns: Sequence[str] | None) -> pa
     return pa.concat_tables(tables)
 
 
+def columns_as_arrays(table: pa.Table, *names: str) -> tuple[np.ndarray, ...]:
+    """Scalar columns of a table as numpy arrays, in the order named."""
+    return tuple(np.asarray(table.column(n).to_numpy(zero_copy_only=False)) for n in names)
+
+
 def read_instances(out_dir: str, columns: Sequence[str] | None = None) -> pa.Table:
     """All instance shards of ``out_dir`` as one Arrow table, in shard order.
 

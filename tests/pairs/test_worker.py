@@ -117,7 +117,7 @@ def _chunk(video, anchors=None, people=None, targets=None) -> PairsChunk:
 
 
 def _run(chunk, frames, **settings):
-    settings = {"max_offset": 2, "crop_size": CROP, "estimator_name": "test_shift", **settings}
+    settings = {"max_offset": 2, "crop_size": CROP, "estimator": "test_shift", **settings}
     estimator = ShiftEstimator(frames, gain=settings.pop("gain", 1.0))
     counters: Counter = Counter()
     outputs = list(process_chunk(chunk, estimator, PairSettings(**settings), counters))
