@@ -1,8 +1,10 @@
 """Losses of the Hourglass DensePose model: parts, UV, and the Siamese equivariance loss.
 
 Pure functions on tensors (no I/O, no model): each takes the maps of one stack and the batch's
-labels and returns a scalar; the trainer sums them over stacks (intermediate supervision) and
-weights them with :class:`LossWeights`.
+labels and returns a scalar; the trainer sums them over stacks (intermediate supervision), see
+:mod:`.objective`. :class:`LossWeights` combines named terms with weights for other callers;
+its fields are the term names the trainer logs (``TrainConfig.losses`` and ``equivariance``),
+though ``dptrack-train`` itself weights only equivariance (``TrainConfig.equivariance_weight``).
 
 Conventions (those of :mod:`dptrack_pipeline.train`):
 

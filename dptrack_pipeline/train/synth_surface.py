@@ -206,37 +206,6 @@ class SynthSurface:
             float(np.hypot(*(steps[i - 1][1] - steps[i][0]))) for i in range(1, len(steps))
         )
 
-    def distance_units(
-        self,
-        I_a: np.ndarray,
-        U_a: np.ndarray,
-        V_a: np.ndarray,
-        I_b: np.ndarray,
-        U_b: np.ndarray,
-        V_b: np.ndarray,
-    ) -> np.ndarray:
-        """Surface distance between chart points ``a`` and ``b`` in canonical units.
-
-        The six arguments broadcast against each other; the result has the broadcast shape,
-        float64, ``inf`` where either point is off the body.
-        """
-        arrays = np.broadcast_arrays(*(np.asarray(x) for x in (I_a, U_a, V_a, I_b, U_b, V_b)))
-        shape = arrays[0].shape
-        flat = [x.reshape(-1) for x in arrays]
-        limb_a, s_a, t_a = chart_to_limb_local(self.person, *flat[:3])
-        limb_b, s_b, t_b = chart_to_limb_local(self.person, *flat[3:])
-        point_a = np.stack([s_a, t_a], axis=-1)
-        point_b = np.stack([s_b, t_b], axis=-1)
-        direct = np.hypot(*(point_a - point_b).T)
-        via_joints = (
-            np.hypot(*(point_a - self.exit_joint[limb_a, limb_b]).T)
-            + self.through[limb_a, limb_b]
-            + np.hypot(*(point_b - self.exit_joint[limb_b, limb_a]).T)
-        )
-        out = np.where(limb_a == limb_b, direct, via_joints)
-        out[(limb_a == 0) | (limb_b == 0)] = np.inf
-        return out.reshape(shape)
-
     def distance_cm(
         self,
         I_a: np.ndarray,
@@ -255,9 +224,25 @@ class SynthSurface:
 
         Returns:
             Float64 array of the arguments' broadcast shape; symmetric in ``a`` and ``b``, ``0``
-            for equal points, ``inf`` where either point is off the body.
+            for equal points, ``inf`` where either point is off the body. Divide by
+            :attr:`cm_per_unit` for canonical units.
         """
-        return self.cm_per_unit * self.distance_units(I_a, U_a, V_a, I_b, U_b, V_b)
+        arrays = np.broadcast_arrays(*(np.asarray(x) for x in (I_a, U_a, V_a, I_b, U_b, V_b)))
+        shape = arrays[0].shape
+        flat = [x.reshape(-1) for x in arrays]
+        limb_a, s_a, t_a = chart_to_limb_local(self.person, *flat[:3])
+        limb_b, s_b, t_b = chart_to_limb_local(self.person, *flat[3:])
+        point_a = np.stack([s_a, t_a], axis=-1)
+        point_b = np.stack([s_b, t_b], axis=-1)
+        direct = np.hypot(*(point_a - point_b).T)
+        via_joints = (
+            np.hypot(*(point_a - self.exit_joint[limb_a, limb_b]).T)
+            + self.through[limb_a, limb_b]
+            + np.hypot(*(point_b - self.exit_joint[limb_b, limb_a]).T)
+        )
+        out = np.where(limb_a == limb_b, direct, via_joints)
+        out[(limb_a == 0) | (limb_b == 0)] = np.inf
+        return self.cm_per_unit * out.reshape(shape)
 
 
 def synth_people(synth_dir: str | os.PathLike, video_id: object) -> dict[int, PersonMotion]:

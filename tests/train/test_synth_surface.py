@@ -176,9 +176,8 @@ def test_distances_against_a_rendered_frame() -> None:
     pick_b = rng.integers(0, rows.size, 3000)
     ra, ca, rb, cb = rows[pick_a], cols[pick_a], rows[pick_b], cols[pick_b]
     label = (frame.part, frame.u, frame.v)
-    dist_px = scale * surface.distance_units(
-        *(m[ra, ca] for m in label), *(m[rb, cb] for m in label)
-    )
+    dist_cm = surface.distance_cm(*(m[ra, ca] for m in label), *(m[rb, cb] for m in label))
+    dist_px = scale * dist_cm / surface.cm_per_unit  # canonical units, then frame pixels
     straight = np.hypot(ca - cb, ra - rb)
     same_limb = PATCH_TO_LIMB[frame.part[ra, ca]] == PATCH_TO_LIMB[frame.part[rb, cb]]
     assert same_limb.sum() > 100 and (~same_limb).sum() > 100
