@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dptrack_pipeline.flow.registry import create_estimator  # noqa: E402
-from dptrack_pipeline.frames.sources import iter_video_frames  # noqa: E402
+from dptrack_pipeline.frames import iter_video_frames  # noqa: E402
 from dptrack_pipeline.pairs.config import PairsConfig  # noqa: E402
 from dptrack_pipeline.pairs.plan import anchor_frames, flows_needed  # noqa: E402
 from dptrack_pipeline.shards import DenseReader, read_dataset_info, read_pairs  # noqa: E402

@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dptrack_pipeline.flow.registry import create_estimator  # noqa: E402
-from dptrack_pipeline.frames.sources import iter_video_frames  # noqa: E402
+from dptrack_pipeline.frames import iter_video_frames  # noqa: E402
 from dptrack_pipeline.propagate.config import PropagateConfig  # noqa: E402
 from dptrack_pipeline.propagate.plan import plan_windows  # noqa: E402
 

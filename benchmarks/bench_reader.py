@@ -76,7 +76,7 @@ from bench_pipeline import make_annotations  # noqa: E402
 
 from dptrack_pipeline.crops import crop_image  # noqa: E402
 from dptrack_pipeline.formats.rle import MASK_PART_NAMES, decode_part_masks  # noqa: E402
-from dptrack_pipeline.frames.sources import iter_video_frames  # noqa: E402
+from dptrack_pipeline.frames import iter_video_frames  # noqa: E402
 from dptrack_pipeline.shards import read_instances  # noqa: E402
 from dptrack_pipeline.structures import DP_GRID  # noqa: E402
 from dptrack_pipeline.train.dataset import (  # noqa: E402

@@ -57,3 +57,65 @@ def flownet2_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("flownet2") / "FlowNet2_random.pth.tar"
     write_random_checkpoint(str(path), seed=0)
     return path
+
+
+# ---- shared helpers, appended below the original file (hence the late imports) --------------
+
+import math  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+
+import numpy as np  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+
+def _reference_bilinear(field: np.ndarray, x: float, y: float) -> np.ndarray:
+    """Textbook bilinear read of ``field`` ``(h, w, C)`` at ``(x, y)`` (pixel centres on integers,
+    channel order kept), clamped to the border, in float64: ``(C,)``."""
+    height, width = field.shape[:2]
+    x = min(max(x, 0.0), width - 1.0)
+    y = min(max(y, 0.0), height - 1.0)
+    x0, y0 = math.floor(x), math.floor(y)
+    x1, y1 = min(x0 + 1, width - 1), min(y0 + 1, height - 1)
+    ax, ay = x - x0, y - y0
+    f = field.astype(np.float64)
+    return (
+        f[y0, x0] * (1 - ax) * (1 - ay)
+        + f[y0, x1] * ax * (1 - ay)
+        + f[y1, x0] * (1 - ax) * ay
+        + f[y1, x1] * ax * ay
+    )
+
+
+@pytest.fixture(scope="session")
+def reference_bilinear() -> Callable[[np.ndarray, float, float], np.ndarray]:
+    """The direct bilinear formula the samplers (flow sampling, map warps, loss sampling) are
+    checked against: ``reference_bilinear(field, x, y)``, see :func:`_reference_bilinear`."""
+    return _reference_bilinear
+
+
+def _build_synth_shards(
+    root: Path, synth_args: Sequence[str] = (), run_args: Sequence[str] = ()
+) -> tuple[Path, Path]:
+    """``dptrack-build synth ROOT/synth *synth_args`` then ``dptrack-build run`` on it into
+    ``ROOT/shards`` (``--no-progress --runner FnApiRunner *run_args``); asserts both succeed and
+    returns ``(synth folder, shard folder)``."""
+    from dptrack_pipeline.cli import main  # here, not at the top: conftest stays cheap to load
+
+    synth, shards = root / "synth", root / "shards"
+    commands = [
+        ["synth", str(synth), *synth_args],
+        ["run", "--annotations", str(synth / "annotations.json"), "--frames-root", str(synth),
+         "--out", str(shards), "--no-progress", "--runner", "FnApiRunner", *run_args],
+    ]  # fmt: skip
+    for args in commands:
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    return synth, shards
+
+
+@pytest.fixture(scope="session")
+def build_synth_shards() -> Callable[..., tuple[Path, Path]]:
+    """Build a synthetic dataset and its shards in-process:
+    ``build_synth_shards(root, synth_args, run_args) -> (synth folder, shard folder)``, see
+    :func:`_build_synth_shards`."""
+    return _build_synth_shards

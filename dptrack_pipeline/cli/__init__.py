@@ -19,6 +19,7 @@ from dptrack_pipeline.cli.pairs import pairs
 from dptrack_pipeline.cli.run import run
 from dptrack_pipeline.cli.score import score
 from dptrack_pipeline.cli.synth import synth
+from dptrack_pipeline.cli.train import train
 from dptrack_pipeline.cli.validate import validate
 
 
@@ -42,7 +43,7 @@ def main(verbose: int) -> None:
     )
 
 
-for _command in (run, pairs, inspect, validate, synth, score):
+for _command in (run, pairs, inspect, validate, synth, score, train):
     main.add_command(_command)
 
 __all__ = ["main"]

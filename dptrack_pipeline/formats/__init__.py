@@ -2,7 +2,10 @@
 
 * :mod:`.rle`: COCO RLE part masks on the 256x256 box grid <-> part label maps.
 * :mod:`.validation`: per-record checks returning ``(reason_code, detail)`` problems.
-* :mod:`.densepose_posetrack`: :class:`AnnotationSet`, the DensePose-PoseTrack reader, merging.
+* :mod:`.annotation_set`: :class:`AnnotationSet`, the records both readers produce, and merging.
+* :mod:`.coco_json`: reading a COCO-style file into an :class:`AnnotationSet` (both readers).
+* :mod:`.densepose_posetrack`: the DensePose-PoseTrack reader, its problem listing, and merging
+  PoseTrack18 into it.
 * :mod:`.posetrack18`: the PoseTrack18 reader.
 """
 

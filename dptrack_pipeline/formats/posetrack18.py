@@ -8,7 +8,8 @@ a global ``frame_id`` (``10034180000``) and ``file_name`` like
 ``keypoints`` (17 PoseTrack joints as ``x, y, v``), ``track_id``, ``image_id`` and ``id``; some
 persons lack ``bbox`` or ``keypoints``.
 
-Rules beyond :mod:`dptrack_pipeline.formats.densepose_posetrack` (same records, same validation):
+Rules beyond :mod:`dptrack_pipeline.formats.densepose_posetrack` (same records, same validation,
+the same reading: :mod:`dptrack_pipeline.formats.coco_json`):
 
 * An annotation without ``bbox`` but with visible keypoints (``v > 0``) gets the box of those
   keypoints' extent enlarged by :data:`KEYPOINT_BOX_ENLARGE` (30%: 15% of the extent added on each
@@ -29,13 +30,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from dptrack_pipeline.formats.densepose_posetrack import (
-    AnnotationSet,
-    Source,
-    assemble_annotation_set,
-    merge_annotation_sets,
-    read_annotation_json,
-)
+from dptrack_pipeline.formats.annotation_set import AnnotationSet, merge_annotation_sets
+from dptrack_pipeline.formats.coco_json import Source, load_annotation_set
 from dptrack_pipeline.formats.validation import BBOX_OUTSIDE_TOLERANCE, check_keypoints
 
 KEYPOINT_BOX_ENLARGE = 0.30
@@ -47,21 +43,20 @@ def load_posetrack18(
 ) -> AnnotationSet:
     """Read a PoseTrack18 file (one video or several combined) into an :class:`AnnotationSet`.
 
-    Args:
-        source: path of the JSON file, or its parsed content.
-        bbox_tolerance: allowed overhang of a box beyond the image, as a fraction of its size
-            (see :mod:`dptrack_pipeline.formats.validation`; 0.10 rejects 1 of the 14 persons of
-            the shared val sample, the default 0.25 none).
+    Arguments and errors as :func:`~dptrack_pipeline.formats.coco_json.load_annotation_set`,
+    with ``keep_densepose=False`` and boxes derived from keypoints where missing (module doc).
+    Against the shared val sample a ``bbox_tolerance`` of 0.10 rejects 1 of the 14 persons, the
+    default 0.25 none.
 
     Returns:
         Videos, ``persons`` and ``rejects``; ``instances`` is empty (PoseTrack18 has no DensePose).
-
-    Raises:
-        ValueError: if the file is unreadable or not COCO-style JSON (the message names the path).
     """
-    data, _ = read_annotation_json(source, "PoseTrack18")
-    return assemble_annotation_set(
-        data, keep_densepose=False, prepare=_fill_bbox, bbox_tolerance=bbox_tolerance
+    return load_annotation_set(
+        source,
+        "PoseTrack18",
+        keep_densepose=False,
+        prepare=_fill_bbox,
+        bbox_tolerance=bbox_tolerance,
     )
 
 

@@ -43,6 +43,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from dptrack_pipeline.formats.rle import MASK_PART_NAMES, is_empty_part, to_compressed_rle
+from dptrack_pipeline.rejects import VALIDATION_REASONS
 from dptrack_pipeline.structures import (
     DP_GRID,
     NUM_KEYPOINTS,
@@ -59,20 +60,8 @@ BBOX_OUTSIDE_TOLERANCE = 0.25
 
 DP_FIELDS: tuple[str, ...] = ("dp_x", "dp_y", "dp_I", "dp_U", "dp_V")
 
-REASON_CODES: tuple[str, ...] = (
-    "unknown_image",
-    "unknown_video",
-    "missing_field",
-    "bbox_invalid",
-    "bbox_outside_image",
-    "keypoints_malformed",
-    "dp_length_mismatch",
-    "non_finite",
-    "dp_I_out_of_range",
-    "dp_UV_out_of_range",
-    "dp_xy_out_of_range",
-    "bad_rle",
-)
+REASON_CODES: tuple[str, ...] = VALIDATION_REASONS
+"""The codes above, from the reject table (``schemas/rejects.v1.json``)."""
 
 
 def is_int_value(value: object) -> bool:

@@ -1,8 +1,8 @@
 """Which videos a ``pairs`` job reads, how many frames each has, and where frame ``i`` lives.
 
 A *video* is either a video file (extension in
-:data:`~dptrack_pipeline.frames.sources.VIDEO_EXTENSIONS`) or a *frame folder*: a folder whose
-image files (:data:`~dptrack_pipeline.frames.sources.IMAGE_EXTENSIONS`) are the frames in natural
+:data:`~dptrack_pipeline.frames.VIDEO_EXTENSIONS`) or a *frame folder*: a folder whose
+image files (:data:`~dptrack_pipeline.frames.IMAGE_EXTENSIONS`) are the frames in natural
 order (``2.jpg`` before ``10.jpg``). :func:`discover_videos` expands the paths a user gives:
 
 * a video file: that video;
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import cv2
 
-from dptrack_pipeline.frames.sources import (
+from dptrack_pipeline.frames import (
     FRAME_MISSING,
     FRAME_UNREADABLE,
     IMAGE_EXTENSIONS,

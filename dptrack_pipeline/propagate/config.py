@@ -24,7 +24,7 @@ class PropagateConfig:
     Attributes:
         annotations: DensePose-PoseTrack JSON (the labelled frames).
         frames_root: folder that annotation ``file_name``s are relative to (image folders or
-            video files, see :func:`dptrack_pipeline.frames.sources.resolve_frame`).
+            video files, see :func:`dptrack_pipeline.frames.resolve_frame`).
         out: output folder (local path or a Beam filesystem URL such as ``gs://``).
         posetrack: PoseTrack18 JSON files giving boxes/keypoints of the same videos' other frames.
         estimator: flow estimator name in the registry (``dis``, ``farneback``, ...).

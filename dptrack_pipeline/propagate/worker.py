@@ -25,7 +25,12 @@ from dptrack_pipeline.formats.rle import decode_part_masks, encode_part_masks
 from dptrack_pipeline.frames import FrameDecodeError, VideoReaders, resolve_frame
 from dptrack_pipeline.propagate.labels import propagate_person
 from dptrack_pipeline.propagate.plan import WindowTask, schedule_window
-from dptrack_pipeline.rejects import STAGE_DECODE, STAGE_PROPAGATE, reject_row
+from dptrack_pipeline.rejects import (
+    FRAME_SIZE_MISMATCH,
+    STAGE_DECODE,
+    STAGE_PROPAGATE,
+    reject_row,
+)
 from dptrack_pipeline.schedule import Held, target_indices, walk_schedule
 from dptrack_pipeline.shards import ShardRecord
 from dptrack_pipeline.structures import Box, FrameRef, PersonInstance
@@ -150,7 +155,7 @@ def process_window(
         ref = task.frames[index]
         if ref.width and ref.height and image.shape[:2] != (ref.height, ref.width):
             return FrameDecodeError(
-                "frame_size_mismatch",
+                FRAME_SIZE_MISMATCH,
                 f"{ref.image_file}: decoded {image.shape[1]}x{image.shape[0]}, "
                 f"annotated {ref.width}x{ref.height}",
             )

@@ -1,6 +1,6 @@
 """Scenes of textured synthetic people and their z-buffered rasterisation with exact labels.
 
-A :class:`Scene` is one video: a few :class:`~dptrack_pipeline.synth.bodies.PersonMotion`, one
+A :class:`Scene` is one video: a few :class:`~dptrack_pipeline.synth.motion.PersonMotion`, one
 texture per person and surface patch, and a textured background plane that translates. Every
 colour is a deterministic function of the surface point: a body pixel's colour is a function of
 ``(person, patch, U, V)`` and a background pixel's colour a function of its position on the
@@ -27,15 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from dptrack_pipeline.structures import NUM_SURFACE_PARTS
-from dptrack_pipeline.synth.bodies import (
-    LIMBS,
-    PersonMotion,
-    apply_affine,
-    invert_affine,
-    limb_affines,
-    local_to_chart,
-    random_people,
-)
+from dptrack_pipeline.synth.charts import apply_affine, invert_affine, local_to_chart
+from dptrack_pipeline.synth.limbs import LIMBS
+from dptrack_pipeline.synth.motion import PersonMotion, limb_affines, random_people
 
 BACKGROUND_DEPTH = 100.0
 """Depth written for background pixels (people are at 1..N + 0.13)."""

@@ -2,7 +2,7 @@
 
 **Exact flow.** A body pixel of frame ``T`` shows the surface point ``(person, I, U, V)`` (read
 from the rendered labels). The same point is mapped through the same analytic body model at time
-``T + k`` (:func:`dptrack_pipeline.synth.bodies.chart_to_local`, then the limb's affine at
+``T + k`` (:func:`dptrack_pipeline.synth.charts.chart_to_local`, then the limb's affine at
 ``T + k``), giving its exact position ``q``; the flow is ``q - p``. A background pixel moves with
 the background plane: flow ``offset(T + k) - offset(T)``. Flow is defined for every pixel,
 including points that are hidden or outside the image at ``T + k``.
@@ -37,14 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from dptrack_pipeline.structures import normalise_video_id
-from dptrack_pipeline.synth.bodies import (
-    LIMBS,
-    PATCH_SLOT,
-    PATCH_TO_LIMB,
-    apply_affine,
-    chart_to_local,
-    limb_affines,
-)
+from dptrack_pipeline.synth.charts import apply_affine, chart_to_local
+from dptrack_pipeline.synth.limbs import LIMBS, PATCH_SLOT, PATCH_TO_LIMB
+from dptrack_pipeline.synth.motion import limb_affines
 from dptrack_pipeline.synth.render import BACKGROUND_DEPTH, RenderedFrame, Scene
 
 VISIBILITY_TOLERANCE_PX = 1.0

@@ -1,8 +1,9 @@
 """Losses of the Hourglass DensePose model: parts, UV, and the Siamese equivariance loss.
 
 Pure functions on tensors (no I/O, no model): each takes the maps of one stack and the batch's
-labels and returns a scalar; the trainer sums them over stacks (intermediate supervision) and
-weights them with :class:`LossWeights`.
+labels and returns a scalar; the trainer sums them over stacks (intermediate supervision), see
+:mod:`.objective`, where the terms are weighted (``TrainConfig.losses`` selects the supervised
+terms, ``TrainConfig.equivariance_weight`` weights the equivariance term).
 
 Conventions (those of :mod:`dptrack_pipeline.train`):
 
@@ -25,9 +26,6 @@ clamped count needs no host synchronisation on a GPU.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
 
 import torch
 from torch.nn import functional as F
@@ -358,37 +356,3 @@ def equivariance_loss(
     warped, inside = warp_by_flow(target, flow_on_grid)
     cosine = F.cosine_similarity(feat_a, warped, dim=1, eps=1e-8)
     return _masked_mean(1.0 - cosine, valid & inside)
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Weights of the loss terms; a term weighted 0 is left out (not computed into the total).
-
-    The defaults (all 1) are a starting point, not the paper's values (it gives none): each term
-    is a per-point or per-cell mean, so they are of similar size (CE about ``log 25 = 3.2`` at
-    the start, UV below 1, equivariance in ``[0, 2]``). Change with :func:`dataclasses.replace`.
-    """
-
-    part_sparse: float = 1.0
-    part_dense: float = 1.0
-    uv: float = 1.0
-    equivariance: float = 1.0
-
-    def combine(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Weighted sum of the given terms, named like the fields; terms not given are skipped.
-
-        Raises:
-            ValueError: on an unknown name, or when no term with a non-zero weight is given.
-        """
-        names = {field.name for field in fields(self)}
-        unknown = set(terms) - names
-        if unknown:
-            raise ValueError(
-                f"unknown loss terms {sorted(unknown)}; expected some of {sorted(names)}"
-            )
-        weighted = [
-            getattr(self, name) * value for name, value in terms.items() if getattr(self, name)
-        ]
-        if not weighted:
-            raise ValueError(f"no loss term with a non-zero weight among {sorted(terms)}")
-        return torch.stack(weighted).sum()

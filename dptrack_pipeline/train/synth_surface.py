@@ -1,12 +1,12 @@
 """Surface distances on the synthetic bodies of ``dptrack-build synth`` (in centimetres).
 
-The synthetic people (:mod:`dptrack_pipeline.synth.bodies`) are flat limbs on a kinematic tree,
+The synthetic people (:mod:`dptrack_pipeline.synth.limbs`) are flat limbs on a kinematic tree,
 each with a DensePose chart. A DensePose-style evaluation needs, like the SMPL geodesic matrix of
 real data (:mod:`dptrack_pipeline.train.geodesic`), a distance between two chart points
 ``(I, U, V)`` of the same person along the body surface. It is defined here as follows.
 
 * **Chart to limb.** ``I`` (1..24) names the limb (``PATCH_TO_LIMB``) and the half of it
-  (``PATCH_SLOT``); :func:`~dptrack_pipeline.synth.bodies.chart_to_local` turns ``(U, V)`` into
+  (``PATCH_SLOT``); :func:`~dptrack_pipeline.synth.charts.chart_to_local` turns ``(U, V)`` into
   the limb-local ``(s, t)`` (canonical units, ``s`` along the limb from its proximal joint).
   The two patches of a limb are the two halves of one flat shape, so they are adjacent across the
   limb's axis.
@@ -20,7 +20,7 @@ real data (:mod:`dptrack_pipeline.train.geodesic`), a distance between two chart
   from one shoulder point on the torso's axis, exactly as the bodies are drawn.
 * **No rest pose is needed.** Every term is measured in a limb's own frame, where joints sit at
   fixed local positions (a child limb's origin is its joint; the joint's position in the parent's
-  frame is read from :func:`~dptrack_pipeline.synth.bodies.canonical_pose` and is the same at
+  frame is read from :func:`~dptrack_pipeline.synth.motion.canonical_pose` and is the same at
   every time, as the limbs are rigidly attached), so the distance is intrinsic to the surface and
   does not change with the pose, as a geodesic on a body surface should not.
 * **Centimetres.** Canonical units are converted with one scale per person such that the
@@ -43,15 +43,10 @@ import os
 import numpy as np
 
 from dptrack_pipeline.structures import NUM_MASK_PARTS, normalise_video_id
-from dptrack_pipeline.synth.bodies import (
-    LIMBS,
-    PATCH_SLOT,
-    PATCH_TO_LIMB,
-    PersonMotion,
-    canonical_pose,
-    chart_to_local,
-)
+from dptrack_pipeline.synth.charts import chart_to_local
 from dptrack_pipeline.synth.dataset import FIRST_VIDEO_ID
+from dptrack_pipeline.synth.limbs import LIMBS, PATCH_SLOT, PATCH_TO_LIMB
+from dptrack_pipeline.synth.motion import PersonMotion, canonical_pose
 from dptrack_pipeline.synth.render import make_scene
 from dptrack_pipeline.synth.truth import load_truth_index
 
@@ -206,37 +201,6 @@ class SynthSurface:
             float(np.hypot(*(steps[i - 1][1] - steps[i][0]))) for i in range(1, len(steps))
         )
 
-    def distance_units(
-        self,
-        I_a: np.ndarray,
-        U_a: np.ndarray,
-        V_a: np.ndarray,
-        I_b: np.ndarray,
-        U_b: np.ndarray,
-        V_b: np.ndarray,
-    ) -> np.ndarray:
-        """Surface distance between chart points ``a`` and ``b`` in canonical units.
-
-        The six arguments broadcast against each other; the result has the broadcast shape,
-        float64, ``inf`` where either point is off the body.
-        """
-        arrays = np.broadcast_arrays(*(np.asarray(x) for x in (I_a, U_a, V_a, I_b, U_b, V_b)))
-        shape = arrays[0].shape
-        flat = [x.reshape(-1) for x in arrays]
-        limb_a, s_a, t_a = chart_to_limb_local(self.person, *flat[:3])
-        limb_b, s_b, t_b = chart_to_limb_local(self.person, *flat[3:])
-        point_a = np.stack([s_a, t_a], axis=-1)
-        point_b = np.stack([s_b, t_b], axis=-1)
-        direct = np.hypot(*(point_a - point_b).T)
-        via_joints = (
-            np.hypot(*(point_a - self.exit_joint[limb_a, limb_b]).T)
-            + self.through[limb_a, limb_b]
-            + np.hypot(*(point_b - self.exit_joint[limb_b, limb_a]).T)
-        )
-        out = np.where(limb_a == limb_b, direct, via_joints)
-        out[(limb_a == 0) | (limb_b == 0)] = np.inf
-        return out.reshape(shape)
-
     def distance_cm(
         self,
         I_a: np.ndarray,
@@ -255,9 +219,25 @@ class SynthSurface:
 
         Returns:
             Float64 array of the arguments' broadcast shape; symmetric in ``a`` and ``b``, ``0``
-            for equal points, ``inf`` where either point is off the body.
+            for equal points, ``inf`` where either point is off the body. Divide by
+            :attr:`cm_per_unit` for canonical units.
         """
-        return self.cm_per_unit * self.distance_units(I_a, U_a, V_a, I_b, U_b, V_b)
+        arrays = np.broadcast_arrays(*(np.asarray(x) for x in (I_a, U_a, V_a, I_b, U_b, V_b)))
+        shape = arrays[0].shape
+        flat = [x.reshape(-1) for x in arrays]
+        limb_a, s_a, t_a = chart_to_limb_local(self.person, *flat[:3])
+        limb_b, s_b, t_b = chart_to_limb_local(self.person, *flat[3:])
+        point_a = np.stack([s_a, t_a], axis=-1)
+        point_b = np.stack([s_b, t_b], axis=-1)
+        direct = np.hypot(*(point_a - point_b).T)
+        via_joints = (
+            np.hypot(*(point_a - self.exit_joint[limb_a, limb_b]).T)
+            + self.through[limb_a, limb_b]
+            + np.hypot(*(point_b - self.exit_joint[limb_b, limb_a]).T)
+        )
+        out = np.where(limb_a == limb_b, direct, via_joints)
+        out[(limb_a == 0) | (limb_b == 0)] = np.inf
+        return self.cm_per_unit * out.reshape(shape)
 
 
 def synth_people(synth_dir: str | os.PathLike, video_id: object) -> dict[int, PersonMotion]:

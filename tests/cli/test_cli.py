@@ -162,3 +162,16 @@ def test_only_local_runners_check_the_device_at_launch() -> None:
     assert _runs_here([]) and _runs_here(["--runner", "FnApiRunner"])
     assert _runs_here(["--runner=DirectRunner", "--direct_num_workers", "2"])
     assert not _runs_here(["--runner", "DataflowRunner", "--project", "p"])
+
+
+def test_train_is_a_command_of_dptrack_build_and_dptrack_train_its_alias() -> None:
+    from dptrack_pipeline.cli.train import main as train_main
+    from dptrack_pipeline.cli.train import train
+
+    result = CliRunner().invoke(main, ["train", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--equivariance" in result.output and "--gt-propagation" in result.output
+    assert main.get_command(None, "train") is train
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["--help"])
+    assert exit_info.value.code == 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,51 +17,50 @@ DEMO_BOX = (600.0, 200.0, 341.0, 355.0)
 """Box of the demo person in a 1920x1080 frame: the pickle's crop is 341 x 355 pixels."""
 
 
-def _image(**fields: object) -> dict:
-    record: dict = {
-        "id": 10034180000,
-        "width": 1920,
-        "height": 1080,
-        "file_name": "images/val/003418_mpii_test/000000.jpg",
-        "vid_id": 3418,
-        "frame_id": 10034180000,
-        "nframes": 149,
-        "is_labeled": True,
-        "has_no_densepose": False,
-    }
-    record.update(fields)
-    return record
+IMAGE: dict = {
+    "id": 10034180000,
+    "width": 1920,
+    "height": 1080,
+    "file_name": "images/val/003418_mpii_test/000000.jpg",
+    "vid_id": 3418,
+    "frame_id": 10034180000,
+    "nframes": 149,
+    "is_labeled": True,
+    "has_no_densepose": False,
+}
+"""A valid DensePose-PoseTrack image record: frame 0 of video 3418, 1920x1080."""
+
+ANNOTATION: dict = {
+    "id": 1,
+    "image_id": 10034180000,
+    "track_id": 0,
+    "category_id": 1,
+    "bbox": [100.0, 200.0, 50.0, 120.0],
+    "keypoints": [float(v) for v in np.tile([120.0, 250.0, 1.0], 17)],
+    "dp_x": [10.0, 128.0, 250.5],
+    "dp_y": [5.0, 128.0, 255.0],
+    "dp_I": [1.0, 14.0, 24.0],
+    "dp_U": [0.0, 0.5, 1.0],
+    "dp_V": [0.25, 0.5, 0.75],
+}
+"""A valid person on :data:`IMAGE` with 3 DensePose points and no masks."""
 
 
-def _annotation(**fields: object) -> dict:
-    """A valid person with 3 DensePose points and no masks."""
-    record: dict = {
-        "id": 1,
-        "image_id": 10034180000,
-        "track_id": 0,
-        "category_id": 1,
-        "bbox": [100.0, 200.0, 50.0, 120.0],
-        "keypoints": [float(v) for v in np.tile([120.0, 250.0, 1.0], 17)],
-        "dp_x": [10.0, 128.0, 250.5],
-        "dp_y": [5.0, 128.0, 255.0],
-        "dp_I": [1.0, 14.0, 24.0],
-        "dp_U": [0.0, 0.5, 1.0],
-        "dp_V": [0.25, 0.5, 0.75],
-    }
-    record.update(fields)
-    return record
+def _record(base: dict, **fields: object) -> dict:
+    """A fresh (deep) copy of ``base`` with ``fields`` replaced or added, so tests may edit it."""
+    return {**copy.deepcopy(base), **fields}
 
 
 @pytest.fixture
 def make_image() -> Callable[..., dict]:
     """``make_image(**fields)``: a valid DensePose-PoseTrack image record with fields replaced."""
-    return _image
+    return partial(_record, IMAGE)
 
 
 @pytest.fixture
 def make_annotation() -> Callable[..., dict]:
     """``make_annotation(**fields)``: a valid annotation on ``make_image()``, fields replaced."""
-    return _annotation
+    return partial(_record, ANNOTATION)
 
 
 def _nearest_point_labels(dp_x: np.ndarray, dp_y: np.ndarray, parts: np.ndarray) -> np.ndarray:
@@ -101,7 +102,8 @@ def demo_person(shared_data: Path) -> dict:
     empty = [k for k in range(14) if not (labels == k + 1).any()]
     for n, k in enumerate(empty):
         masks[k] = [] if n % 2 == 0 else {}
-    annotation = _annotation(
+    annotation = _record(
+        ANNOTATION,
         id=7,
         bbox=list(DEMO_BOX),
         dp_x=dp_x.tolist(),

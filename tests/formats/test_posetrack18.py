@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dptrack_pipeline.formats.densepose_posetrack import AnnotationSet
+from dptrack_pipeline.formats.annotation_set import AnnotationSet
 from dptrack_pipeline.formats.posetrack18 import (
     KEYPOINT_BOX_ENLARGE,
     keypoint_box,

@@ -20,6 +20,16 @@ def _codes(problems: list[tuple[str, str]]) -> list[str]:
     return [code for code, _ in problems]
 
 
+def _edited(record: dict, fields: dict) -> dict:
+    """``record`` with ``fields`` set in place; a field given as ``None`` is deleted instead."""
+    for name, value in fields.items():
+        if value is None:
+            del record[name]
+        else:
+            record[name] = value
+    return record
+
+
 def _valid_masks() -> list:
     labels = np.zeros((256, 256), np.uint8)
     labels[20:200, 60:190] = 1
@@ -96,13 +106,7 @@ BAD_ANNOTATIONS = [
 
 @pytest.mark.parametrize(("reason", "fields", "fragment"), BAD_ANNOTATIONS)
 def test_bad_annotation_gives_its_reason(make_annotation, make_image, reason, fields, fragment):
-    ann = make_annotation()
-    for name, value in fields.items():
-        if value is None:
-            del ann[name]
-        else:
-            ann[name] = value
-    problems = validate_densepose_annotation(ann, make_image())
+    problems = validate_densepose_annotation(_edited(make_annotation(), fields), make_image())
     assert _codes(problems) == [reason], problems
     assert fragment in problems[0][1]
 
@@ -201,13 +205,7 @@ BAD_IMAGES = [
 
 @pytest.mark.parametrize(("fields", "reason", "fragment"), BAD_IMAGES)
 def test_bad_image(make_image, fields, reason, fragment):
-    image = make_image()
-    for name, value in fields.items():
-        if value is None:
-            del image[name]
-        else:
-            image[name] = value
-    problems = validate_image(image)
+    problems = validate_image(_edited(make_image(), fields))
     assert _codes(problems) == [reason]
     assert fragment in problems[0][1]
 

@@ -9,12 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dptrack_pipeline.frames.sources import (
-    FRAME_MISSING,
-    FRAME_UNREADABLE,
-    FrameDecodeError,
-    FrameLocation,
-)
+from dptrack_pipeline.frames import FRAME_MISSING, FRAME_UNREADABLE, FrameDecodeError, FrameLocation
 from dptrack_pipeline.pairs.videos import (
     KIND_FILE,
     KIND_FOLDER,
@@ -171,23 +166,20 @@ def test_count_frames_written_video(tmp_path: Path) -> None:
 
 
 @pytest.mark.shared_data
-def test_count_frames_demo_mp4(shared_data: Path) -> None:
-    path = shared_data / "video" / "pedestrians_demo.mp4"
+@pytest.mark.parametrize(
+    ("name", "frames"),
+    [
+        ("pedestrians_demo.mp4", VideoFrames(5, 960, 540, ())),
+        ("street_people_720p.avi", VideoFrames(205, 1280, 720, ())),
+    ],
+)
+def test_count_frames_shared_video(shared_data: Path, name: str, frames: VideoFrames) -> None:
+    path = shared_data / "video" / name
     if not path.is_file():
         pytest.skip(f"{path} is absent")
     (spec,) = discover_videos([str(path)])
-    assert spec == VideoSpec("pedestrians_demo", str(path), KIND_FILE)
-    assert count_frames(spec) == VideoFrames(5, 960, 540, ())
-
-
-@pytest.mark.shared_data
-def test_count_frames_street_video(shared_data: Path) -> None:
-    path = shared_data / "video" / "street_people_720p.avi"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
-    (spec,) = discover_videos([str(path)])
-    assert spec.video_id == "street_people_720p"
-    assert count_frames(spec) == VideoFrames(205, 1280, 720, ())
+    assert spec == VideoSpec(path.stem, str(path), KIND_FILE)
+    assert count_frames(spec) == frames
 
 
 @pytest.mark.shared_data

@@ -12,7 +12,7 @@ import pytest
 
 from dptrack_pipeline.crops import crop_image
 from dptrack_pipeline.flow.registry import FlowEstimator
-from dptrack_pipeline.frames.sources import FRAME_MISSING
+from dptrack_pipeline.frames import FRAME_MISSING
 from dptrack_pipeline.pairs.people import PersonEntry, default_box, people_for_frames, person_box
 from dptrack_pipeline.pairs.plan import (
     CHAINED,

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from dptrack_pipeline.cli import main
 from dptrack_pipeline.crops import crop_pixel_centres
 from dptrack_pipeline.flow.registry import create_estimator
-from dptrack_pipeline.frames.sources import iter_video_frames
+from dptrack_pipeline.frames import iter_video_frames
 from dptrack_pipeline.pairs.plan import expected_pair_count, pair_offsets
 from dptrack_pipeline.pairs.videos import count_frames, discover_videos
 from dptrack_pipeline.pairs.worker import PairOutput, PairsChunk, PairSettings, process_chunk

@@ -9,48 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from dptrack_pipeline.cli import main
 from dptrack_pipeline.shards import read_dataset_info, verify_output
 from dptrack_pipeline.shards.counters import KIND_RUN, counter_problems
 
 
-def test_run_with_flownet2_on_cpu(tmp_path: Path, flownet2_checkpoint: Path) -> None:
-    synth = tmp_path / "synth"
-    args = ["synth", str(synth), "--videos", "1", "--frames", "10", "--width", "128"]
-    result = CliRunner().invoke(main, [*args, "--height", "96", "--seed", "3"])
-    assert result.exit_code == 0, result.output
-    out = tmp_path / "shards"
-    result = CliRunner().invoke(
-        main,
-        [
-            "run",
-            "--annotations",
-            str(synth / "annotations.json"),
-            "--frames-root",
-            str(synth),
-            "--out",
-            str(out),
-            "--offsets",
-            "2",
-            "--crop-size",
-            "32",
-            "--no-progress",
-            "--estimator",
-            "flownet2",
-            "--checkpoint",
-            str(flownet2_checkpoint),
-            "--device",
-            "cpu",
-            "--batch-size",
-            "4",
-            "--runner",
-            "FnApiRunner",
-        ],  # fmt: skip
-        catch_exceptions=False,
-    )
-    assert result.exit_code == 0, result.output
+def test_run_with_flownet2_on_cpu(
+    tmp_path: Path, flownet2_checkpoint: Path, build_synth_shards
+) -> None:
+    synth_args = ["--videos", "1", "--frames", "10", "--width", "128", "--height", "96"]
+    synth_args += ["--seed", "3"]
+    run_args = ["--offsets", "2", "--crop-size", "32", "--estimator", "flownet2"]
+    run_args += ["--checkpoint", str(flownet2_checkpoint), "--device", "cpu", "--batch-size", "4"]
+    _, out = build_synth_shards(tmp_path, synth_args, run_args)
     info = read_dataset_info(str(out))
     counters = info["counters"]
     assert counter_problems(counters, KIND_RUN) == []

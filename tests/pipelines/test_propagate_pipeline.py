@@ -151,20 +151,26 @@ def _corrupt(synth: Path, tmp: Path) -> tuple[Path, Path, dict]:
     a = labelled[5]
     a["image_id"] = 987654321
     mark(a, "unknown_image")
-    (bad / "annotations.json").write_text(json.dumps(data))
     # The labelled frame of labelled[6]'s video: delete one of its target frames, corrupt another.
     video = images[labelled[6]["image_id"]]
-    frames = sorted(
-        (im for im in data["images"] if im["vid_id"] == video["vid_id"]),
-        key=lambda im: im["frame_id"],
-    )
-    index = [im["id"] for im in frames].index(video["id"])
+
+    def frames_of(image: dict) -> tuple[list[dict], int]:
+        frames = sorted(
+            (im for im in data["images"] if im["vid_id"] == image["vid_id"]),
+            key=lambda im: im["frame_id"],
+        )
+        return frames, [im["id"] for im in frames].index(image["id"])
+
+    frames, index = frames_of(video)
     os.remove(bad / frames[index + 1]["file_name"])
     (bad / frames[index - 2]["file_name"]).write_bytes(b"this is not a PNG")
+    # A third target frame's JSON size disagrees with the file on disk.
+    frames[index + 2]["width"] += 8
+    (bad / "annotations.json").write_text(json.dumps(data))
     return bad, bad / "annotations.json", expected
 
 
-def test_bad_input_is_set_aside_and_counters_add_up(synth_dir: Path, tmp_path: Path) -> None:
+def test_bad_input_is_set_aside_and_the_counters_add_up(synth_dir: Path, tmp_path: Path) -> None:
     bad, annotations, expected = _corrupt(synth_dir, tmp_path)
     out = tmp_path / "bad_run"
     info = run_pipeline(bad, out, annotations=annotations)
@@ -178,7 +184,7 @@ def test_bad_input_is_set_aside_and_counters_add_up(synth_dir: Path, tmp_path: P
     for ann_id, reason in expected.items():
         assert reason in by_id.get(ann_id, set()), (ann_id, reason, by_id.get(ann_id))
     reasons = {r["reason"] for r in rejects}
-    assert {"frame_missing", "frame_unreadable"} <= reasons
+    assert {"frame_missing", "frame_unreadable", "frame_size_mismatch"} <= reasons
     assert all(r["detail"] for r in rejects)
     assert verify_output(str(out)) == []
     # Everything else still went through: each valid source is written with its 6 targets,
@@ -191,7 +197,8 @@ def test_bad_input_is_set_aside_and_counters_add_up(synth_dir: Path, tmp_path: P
         written = [r for r in rows if r["annotation_id"] == ann_id]
         rejected = [r for r in rejects if r["annotation_id"] == ann_id]
         assert len(written) + len(rejected) == 7
-        assert {r["reason"] for r in rejected} <= {"frame_missing", "frame_unreadable"}
+        broken = {"frame_missing", "frame_unreadable", "frame_size_mismatch"}
+        assert {r["reason"] for r in rejected} <= broken
 
 
 def test_frames_from_video_files(synth_dir: Path, tmp_path: Path) -> None:

@@ -6,16 +6,14 @@ import numpy as np
 import pytest
 
 from dptrack_pipeline.formats.rle import SURFACE_TO_MASK_PART
-from dptrack_pipeline.synth.bodies import (
-    BASE_GEOMETRY,
-    LIMBS,
-    PATCH_TO_LIMB,
+from dptrack_pipeline.synth.charts import (
     apply_affine,
     chart_to_local,
     invert_affine,
-    limb_affines,
     local_to_chart,
 )
+from dptrack_pipeline.synth.limbs import BASE_GEOMETRY, LIMBS, PATCH_TO_LIMB
+from dptrack_pipeline.synth.motion import limb_affines
 from dptrack_pipeline.synth.render import BACKGROUND_DEPTH, make_scene, render_frame
 from dptrack_pipeline.synth.truth import chart_positions
 

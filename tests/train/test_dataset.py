@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from dptrack_pipeline.formats.rle import SURFACE_TO_MASK_PART
-from dptrack_pipeline.train import dataset as ds
+from dptrack_pipeline.train import partition
 from dptrack_pipeline.train.dataset import ShardDataset, collate, mask_on_crop
 
 
@@ -29,7 +29,7 @@ def test_consumers_partition_the_rows(train_shards, monkeypatch, split, world, w
         if split == "files" and len(dataset.files) < world * workers:
             continue  # file split leaves consumers idle, still without overlap or loss
         for worker in range(workers):
-            monkeypatch.setattr(ds, "_consumer", lambda w=worker: (w, workers))
+            monkeypatch.setattr(partition, "_consumer", lambda w=worker: (w, workers))
             taken += [(i, int(r)) for i, rows in dataset.assignment() for r in rows]
     if not taken:
         return

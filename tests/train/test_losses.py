@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import torch
 
 from dptrack_pipeline.formats.rle import SURFACE_TO_MASK_PART
 from dptrack_pipeline.train.losses import (
-    LossWeights,
     coarse_log_probs,
     equivariance_loss,
     flow_to_grid,
@@ -28,21 +24,9 @@ def _cell_centre(j: torch.Tensor | int, stride: int) -> torch.Tensor | float:
     return j * stride + (stride - 1) / 2.0
 
 
-def _reference_sample(field: np.ndarray, x: float, y: float, stride: int) -> np.ndarray:
-    """Direct formula: crop (x, y) -> cell ((x - (s-1)/2)/s, ...), clamped, bilinear."""
-    height, width = field.shape[:2]
-    gx = min(max((x - (stride - 1) / 2.0) / stride, 0.0), width - 1.0)
-    gy = min(max((y - (stride - 1) / 2.0) / stride, 0.0), height - 1.0)
-    x0, y0 = min(math.floor(gx), width - 1), min(math.floor(gy), height - 1)
-    x1, y1 = min(x0 + 1, width - 1), min(y0 + 1, height - 1)
-    ax, ay = gx - x0, gy - y0
-    f = field.astype(np.float64)
-    return (
-        f[y0, x0] * (1 - ax) * (1 - ay)
-        + f[y0, x1] * ax * (1 - ay)
-        + f[y1, x0] * (1 - ax) * ay
-        + f[y1, x1] * ax * ay
-    )
+def _crop_to_grid(x: float, stride: int) -> float:
+    """Crop coordinate -> map grid coordinate: cell ``j``'s centre is at ``j * s + (s - 1) / 2``."""
+    return (x - (stride - 1) / 2.0) / stride
 
 
 def _points_on_cells(
@@ -54,7 +38,7 @@ def _points_on_cells(
 
 
 @pytest.mark.parametrize("stride", [1, 2, 4])
-def test_sample_at_points_matches_direct_formula(stride: int) -> None:
+def test_sample_at_points_matches_direct_formula(stride: int, reference_bilinear) -> None:
     gen = torch.Generator().manual_seed(stride)
     side = CROP // stride
     maps = torch.rand(2, 3, side, side, generator=gen)
@@ -67,7 +51,7 @@ def test_sample_at_points_matches_direct_formula(stride: int) -> None:
         field = maps[b].permute(1, 2, 0).numpy()
         for p in range(40):
             x, y = points[b, p].tolist()
-            expected = _reference_sample(field, x, y, stride)
+            expected = reference_bilinear(field, _crop_to_grid(x, stride), _crop_to_grid(y, stride))
             np.testing.assert_allclose(sampled[b, p].numpy(), expected, atol=1e-5)
 
 
@@ -355,22 +339,3 @@ def test_equivariance_rejects_bad_shapes() -> None:
             _all_valid(1),
             CROP,
         )
-
-
-# ---- LossWeights ------------------------------------------------------------------------------
-
-
-def test_loss_weights_combine() -> None:
-    weights = replace(LossWeights(), uv=0.5, equivariance=0.0)
-    terms = {
-        "part_sparse": torch.tensor(2.0),
-        "uv": torch.tensor(4.0),
-        "equivariance": torch.tensor(float("nan")),  # weight 0: left out, no NaN
-    }
-    assert weights.combine(terms).item() == pytest.approx(4.0)
-    with pytest.raises(ValueError, match="unknown"):
-        weights.combine({"parts": torch.tensor(1.0)})
-    with pytest.raises(ValueError, match="non-zero"):
-        weights.combine({"equivariance": torch.tensor(1.0)})
-    with pytest.raises(AttributeError):
-        weights.uv = 1.0  # type: ignore[misc]

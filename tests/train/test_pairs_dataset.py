@@ -19,9 +19,9 @@ import torch
 from click.testing import CliRunner
 from torch.utils.data import DataLoader
 
+from dptrack_pipeline.cli.train import train as train_command
 from dptrack_pipeline.shards.reader import DenseReader, read_pairs
-from dptrack_pipeline.train import dataset as ds
-from dptrack_pipeline.train.cli import main as train_main
+from dptrack_pipeline.train import partition
 from dptrack_pipeline.train.dataset import PairDataset, ShardDataset, collate
 from dptrack_pipeline.train.loop import TrainConfig, Trainer, read_metrics
 
@@ -84,7 +84,7 @@ def test_consumers_partition_the_pairs(train_pairs, monkeypatch, split, world, w
     for rank in range(world):
         dataset = PairDataset(train_pairs, split=split, rank=rank, world_size=world, seed=3)
         for worker in range(workers):
-            monkeypatch.setattr(ds, "_consumer", lambda w=worker: (w, workers))
+            monkeypatch.setattr(partition, "_consumer", lambda w=worker: (w, workers))
             mine = [(i, int(r)) for i, rows in dataset.assignment() for r in rows]
             taken += mine
             idle += not mine
@@ -222,7 +222,7 @@ def test_cli_trains_on_pairs_and_refuses_pairs_without_real_flow(
             "--steps", "2", "--stacks", "1", "--channels", "8", "--depth", "2",
             "--stem-stride", "2", "--batch-size", "2", "--losses", "part_sparse",
             "--log-every", "1", "--no-progress"]  # fmt: skip
-    result = CliRunner().invoke(train_main, [*args, "--equivariance", "real"])
+    result = CliRunner().invoke(train_command, [*args, "--equivariance", "real"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1])["step"] == 2
     records = read_metrics(str(tmp_path / "cli" / "metrics.jsonl"))
@@ -230,14 +230,14 @@ def test_cli_trains_on_pairs_and_refuses_pairs_without_real_flow(
     config = json.loads((tmp_path / "cli" / "config.json").read_text())
     assert config["pairs"] == [str(train_pairs)] and config["equivariance"] == "real"
     for equivariance in ("none", "tps"):
-        bad = CliRunner().invoke(train_main, [*args, "--equivariance", equivariance])
+        bad = CliRunner().invoke(train_command, [*args, "--equivariance", equivariance])
         assert bad.exit_code == 2
         assert "--pairs" in bad.output and "--equivariance real" in bad.output
     with pytest.raises(ValueError, match="pairs"):
         _config(shards, train_pairs, tmp_path, equivariance="tps")
     run_folder = CliRunner().invoke(
-        train_main, [*args, "--equivariance", "real", "--pairs", str(shards)]
+        train_command, [*args, "--equivariance", "real", "--pairs", str(shards)]
     )
     assert run_folder.exit_code == 1 and "no pairs-*.parquet" in run_folder.output
-    usage = CliRunner().invoke(train_main, ["--help"]).output
+    usage = CliRunner().invoke(train_command, ["--help"]).output
     assert "--pairs" in usage and "dptrack-build pairs" in usage

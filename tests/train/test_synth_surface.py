@@ -1,7 +1,7 @@
 """Surface distances on synthetic bodies: hand-computed paths, metric properties, the truth.
 
 Hand computations use a person with all size factors 1, i.e. the base geometry of
-:data:`dptrack_pipeline.synth.bodies.BASE_GEOMETRY`: torso ``s0=-6, s1=60, w0=32, w1=38``,
+:data:`dptrack_pipeline.synth.limbs.BASE_GEOMETRY`: torso ``s0=-6, s1=60, w0=32, w1=38``,
 length 56, arms on it at ``s=50``; upper arm length 30, lower arm 27; hand ellipse ``s0=-2,
 s1=13``; upper leg ``s0=-6, s1=45, w0=17, w1=13``, length 42; lower leg length 40; foot
 ellipse ``s0=-6, s1=17, w0=9``; head ellipse ``s0=-4, s1=30``. Standing height
@@ -15,14 +15,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from dptrack_pipeline.synth.bodies import (
-    KINDS,
-    PATCH_TO_LIMB,
-    apply_affine,
-    body_scale,
-    limb_affines,
-)
+from dptrack_pipeline.synth.charts import apply_affine
 from dptrack_pipeline.synth.dataset import generate_dataset
+from dptrack_pipeline.synth.limbs import KINDS, PATCH_TO_LIMB
+from dptrack_pipeline.synth.motion import body_scale, limb_affines
 from dptrack_pipeline.synth.render import make_scene, render_frame
 from dptrack_pipeline.synth.truth import load_frame_truth
 from dptrack_pipeline.train.synth_surface import (
@@ -176,9 +172,8 @@ def test_distances_against_a_rendered_frame() -> None:
     pick_b = rng.integers(0, rows.size, 3000)
     ra, ca, rb, cb = rows[pick_a], cols[pick_a], rows[pick_b], cols[pick_b]
     label = (frame.part, frame.u, frame.v)
-    dist_px = scale * surface.distance_units(
-        *(m[ra, ca] for m in label), *(m[rb, cb] for m in label)
-    )
+    dist_cm = surface.distance_cm(*(m[ra, ca] for m in label), *(m[rb, cb] for m in label))
+    dist_px = scale * dist_cm / surface.cm_per_unit  # canonical units, then frame pixels
     straight = np.hypot(ca - cb, ra - rb)
     same_limb = PATCH_TO_LIMB[frame.part[ra, ca]] == PATCH_TO_LIMB[frame.part[rb, cb]]
     assert same_limb.sum() > 100 and (~same_limb).sum() > 100

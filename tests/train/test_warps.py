@@ -19,23 +19,6 @@ from dptrack_pipeline.train.warps import (
 )
 
 
-def _reference_bilinear(field: np.ndarray, x: float, y: float) -> np.ndarray:
-    """Textbook bilinear read of ``field`` ``(h, w, C)`` at ``(x, y)``, clamped to the border."""
-    height, width = field.shape[:2]
-    x = min(max(x, 0.0), width - 1.0)
-    y = min(max(y, 0.0), height - 1.0)
-    x0, y0 = math.floor(x), math.floor(y)
-    x1, y1 = min(x0 + 1, width - 1), min(y0 + 1, height - 1)
-    ax, ay = x - x0, y - y0
-    f = field.astype(np.float64)
-    return (
-        f[y0, x0] * (1 - ax) * (1 - ay)
-        + f[y0, x1] * ax * (1 - ay)
-        + f[y1, x0] * (1 - ax) * ay
-        + f[y1, x1] * ax * ay
-    )
-
-
 def test_cell_grid_channel_zero_is_x() -> None:
     grid = cell_grid(3, 5)
     assert grid.shape == (3, 5, 2)
@@ -48,7 +31,7 @@ def test_sample_at_cells_exact_on_cell_centres() -> None:
     assert torch.allclose(sample_at_cells(maps, xy), maps, atol=1e-6)
 
 
-def test_warp_by_flow_matches_direct_bilinear_formula() -> None:
+def test_warp_by_flow_matches_direct_bilinear_formula(reference_bilinear) -> None:
     gen = torch.Generator().manual_seed(3)
     batch, channels, height, width = 2, 3, 6, 9
     feat_b = torch.rand(batch, channels, height, width, generator=gen)
@@ -65,7 +48,7 @@ def test_warp_by_flow_matches_direct_bilinear_formula() -> None:
                     assert not inside[b, r, c]
                     fx = fy = 0.0  # a non-finite flow reads the cell itself
                 tx, ty = c + fx, r + fy
-                expected = _reference_bilinear(field, tx, ty)
+                expected = reference_bilinear(field, tx, ty)
                 np.testing.assert_allclose(warped[b, :, r, c].numpy(), expected, atol=1e-5)
                 if math.isfinite(flow[b, r, c, 0]):
                     in_map = 0 <= tx <= width - 1 and 0 <= ty <= height - 1
@@ -88,7 +71,7 @@ def test_warp_by_flow_rejects_wrong_shapes() -> None:
 
 
 @pytest.mark.parametrize("strength", [0.05, 0.15])
-def test_tps_warp_agrees_with_direct_sampling_at_flow(strength: float) -> None:
+def test_tps_warp_agrees_with_direct_sampling_at_flow(strength: float, reference_bilinear) -> None:
     """warped(p) == original(p + flow(p)), both by kornia's warp and by a numpy reference."""
     size = 32
     images = torch.rand(3, 3, size, size, generator=torch.Generator().manual_seed(0))
@@ -107,7 +90,7 @@ def test_tps_warp_agrees_with_direct_sampling_at_flow(strength: float) -> None:
         for r, c in ((0, 0), (5, 17), (31, 31), (16, 3)):
             tx, ty = targets[b, r, c].tolist()
             np.testing.assert_allclose(
-                warped[b, :, r, c].numpy(), _reference_bilinear(field, tx, ty), atol=1e-4
+                warped[b, :, r, c].numpy(), reference_bilinear(field, tx, ty), atol=1e-4
             )
         inside = (targets[b] >= -1e-3) & (targets[b] <= size - 1 + 1e-3)
         assert torch.equal(valid[b], inside.all(dim=-1))

@@ -1,12 +1,25 @@
-"""``dptrack-train``: train the Hourglass DensePose model on dptrack shards. Thin: it parses
-flags into a :class:`~dptrack_pipeline.train.loop.TrainConfig` and runs the trainer."""
+"""``dptrack-build train`` (also ``dptrack-train``): train the Hourglass DensePose model on dptrack
+shards. Thin: it parses flags into a :class:`~dptrack_pipeline.train.config.TrainConfig` and runs
+the trainer.
+
+:data:`train` is the click command, a command of ``dptrack-build``; :func:`main` runs it
+standalone as ``dptrack-train`` (the console script). The defaults shown here are
+:class:`TrainConfig`'s; the config module is imported only when a command runs, so ``--help``
+does not import torch.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
+
+from dptrack_pipeline.cli import options as opt
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 EPILOG = """\b
 Examples:
@@ -32,7 +45,7 @@ OUT/metrics.png, OUT/checkpoints/step-NNNNNNN.pt and OUT/checkpoints/last.pt.
 
 
 def _losses(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
-    from dptrack_pipeline.train.loop import SUPERVISED_LOSSES
+    from dptrack_pipeline.train.config import SUPERVISED_LOSSES
 
     names = tuple(v.strip() for v in value.split(",") if v.strip())
     unknown = sorted(set(names) - set(SUPERVISED_LOSSES))
@@ -41,95 +54,53 @@ def _losses(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
     return names
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
-@click.option(
-    "--shards",
-    multiple=True,
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Stage-I shard folder (dptrack-build run output). Repeatable.",
-)
-@click.option(
-    "--val-shards",
-    multiple=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Shard folder to evaluate on (its annotated instances). Repeatable.",
-)
-@click.option(
+def _folders(flag: str, help: str, required: bool = False) -> Callable[[_F], _F]:
+    """A repeatable option naming existing folders."""
+    return opt.path(flag, help, directory=True, multiple=True, required=required)
+
+
+@click.command("train", context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+@_folders("--shards", "Stage-I shard folder (dptrack-build run output). Repeatable.", True)
+@_folders("--val-shards", "Shard folder to evaluate on (its annotated instances). Repeatable.")
+@_folders(
     "--pairs",
-    multiple=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Flow-pair folder (dptrack-build pairs output, unlabelled video) for --equivariance "
+    "Flow-pair folder (dptrack-build pairs output, unlabelled video) for --equivariance "
     "real: its pairs replace the propagated rows of the shards. Repeatable.",
 )
 @click.option("--out", required=True, help="Run folder: config, metrics, plot, checkpoints.")
-@click.option(
-    "--finetune-shards",
-    multiple=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Stage-II (paced learning) shard folder. Repeatable.",
-)
+@_folders("--finetune-shards", "Stage-II (paced learning) shard folder. Repeatable.")
 @click.option(
     "--finetune-union",
     is_flag=True,
     help="Stage II on --shards plus --finetune-shards (the paper's best schedule).",
 )
-@click.option(
-    "--steps",
-    default=1000,
-    show_default=True,
-    type=click.IntRange(0),
-    help="Stage-I optimiser steps.",
+@opt.value("--steps", 1000, click.IntRange(0), "Stage-I optimiser steps.")
+@opt.value(
+    "--finetune-steps", 0, click.IntRange(0), "Stage-II steps (at a tenth of the learning rate)."
 )
-@click.option(
-    "--finetune-steps",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0),
-    help="Stage-II steps (at a tenth of the learning rate).",
+@opt.value(
+    "--stacks", 2, click.IntRange(1, 8), "Hourglass stacks (intermediate supervision at each)."
 )
-@click.option(
-    "--stacks",
-    default=2,
-    show_default=True,
-    type=click.IntRange(1, 8),
-    help="Hourglass stacks (intermediate supervision at each).",
-)
-@click.option(
-    "--channels",
-    default=64,
-    show_default=True,
-    type=click.IntRange(2),
-    help="Feature channels of the hourglass.",
-)
-@click.option(
+@opt.value("--channels", 64, click.IntRange(2), "Feature channels of the hourglass.")
+@opt.value(
     "--depth",
-    default=4,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Recursion depth of each hourglass; crops need >= stride * 2**depth px.",
+    4,
+    click.IntRange(1),
+    "Recursion depth of each hourglass; crops need >= stride * 2**depth px.",
 )
-@click.option(
+@opt.value(
     "--stem-stride",
-    default=4,
-    show_default=True,
-    type=click.Choice(["1", "2", "4"]),
-    help="Output stride of the network (4 for 256-px crops; 2 or 1 for tiny crops).",
+    "4",
+    click.Choice(["1", "2", "4"]),
+    "Output stride of the network (4 for 256-px crops; 2 or 1 for tiny crops).",
 )
-@click.option(
+@opt.value(
     "--batch-size",
-    default=8,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Instances per supervised batch (and per equivariance batch).",
+    8,
+    click.IntRange(1),
+    "Instances per supervised batch (and per equivariance batch).",
 )
-@click.option(
-    "--lr",
-    default=1e-3,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Adam learning rate of stage I.",
-)
+@opt.value("--lr", 1e-3, click.FloatRange(min=0, min_open=True), "Adam learning rate of stage I.")
 @click.option(
     "--losses",
     default="part_sparse,part_dense,uv",
@@ -143,78 +114,46 @@ def _losses(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
     show_default=True,
     help="Also train on the propagated instances' labels.",
 )
-@click.option(
+@opt.value(
     "--propagated-weight",
-    default=1.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="Weight of the propagated instances' losses (GT propagation).",
+    1.0,
+    click.FloatRange(0),
+    "Weight of the propagated instances' losses (GT propagation).",
 )
-@click.option(
+@opt.value(
     "--equivariance",
-    default="none",
-    show_default=True,
-    type=click.Choice(["none", "real", "tps"]),
-    help="Siamese equivariance: real flow (propagated rows of the shards, or --pairs), "
+    "none",
+    click.Choice(["none", "real", "tps"]),
+    "Siamese equivariance: real flow (propagated rows of the shards, or --pairs), "
     "random TPS warps, or none.",
 )
-@click.option(
-    "--equivariance-weight",
-    default=1.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="Weight of the equivariance loss.",
-)
-@click.option(
+@opt.value("--equivariance-weight", 1.0, click.FloatRange(0), "Weight of the equivariance loss.")
+@opt.value(
     "--feature-level",
-    default="stack_features",
-    show_default=True,
-    help="Where equivariance applies: stack_features (every stack, as the paper), "
+    "stack_features",
+    str,
+    "Where equivariance applies: stack_features (every stack, as the paper), "
     "stack:K, segmentation, uv or early.",
 )
-@click.option(
+@opt.value(
     "--tps-strength",
-    default=0.08,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="Std of the random TPS control-point offsets, normalised (1 = half the crop side).",
+    0.08,
+    click.FloatRange(0),
+    "Std of the random TPS control-point offsets, normalised (1 = half the crop side).",
 )
-@click.option(
-    "--seed",
-    default=0,
-    show_default=True,
-    type=int,
-    help="Seeds the model initialisation, the data order and the TPS warps.",
+@opt.value("--seed", 0, int, "Seeds the model initialisation, the data order and the TPS warps.")
+@opt.value("--workers", 0, click.IntRange(0), "DataLoader worker processes per data stream.")
+@opt.value("--log-every", 10, click.IntRange(1), "Write a metrics.jsonl line every N steps.")
+@opt.value(
+    "--eval-every", 0, click.IntRange(0), "Evaluate every N steps (0: at the end of each stage)."
 )
-@click.option(
-    "--workers",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0),
-    help="DataLoader worker processes per data stream.",
-)
-@click.option(
-    "--log-every",
-    default=10,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Write a metrics.jsonl line every N steps.",
-)
-@click.option(
-    "--eval-every",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0),
-    help="Evaluate every N steps (0: at the end of each stage).",
-)
-@click.option(
+@opt.value(
     "--checkpoint-every",
-    default=200,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Save a checkpoint every N steps (and at the end of each stage).",
+    200,
+    click.IntRange(1),
+    "Save a checkpoint every N steps (and at the end of each stage).",
 )
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@opt.value("--device", "cpu", str, "cpu or cuda.")
 @click.option(
     "--truth",
     type=click.Path(exists=True, file_okay=False),
@@ -231,7 +170,7 @@ def _losses(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.pt.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-def main(**kw: object) -> None:
+def train(**kw: Any) -> None:
     """Train a stacked-Hourglass DensePose model on dptrack shards (Slim DensePose recipe).
 
     Losses: part cross-entropy at annotated points and against the part masks, U/V regression
@@ -240,22 +179,27 @@ def main(**kw: object) -> None:
     (or in --pairs folders of unlabelled video) or a random thin-plate-spline warp. Evaluation:
     % of annotated points within 5/10/20 cm.
     """
-    from dptrack_pipeline.train.loop import TrainConfig, Trainer
+    from dptrack_pipeline.train.config import TrainConfig
+    from dptrack_pipeline.train.loop import Trainer
 
     logging.basicConfig(level=logging.WARNING - 10 * int(kw.pop("verbose")))
     resume, progress = bool(kw.pop("resume")), bool(kw.pop("progress"))
     kw["stem_stride"] = int(kw["stem_stride"])
-    for key in ("shards", "val_shards", "finetune_shards", "pairs"):
-        kw[key] = tuple(str(v) for v in kw[key])
     if kw["pairs"] and kw["equivariance"] != "real":
         raise click.UsageError(
             f"--pairs feeds the real-flow equivariance loss: add --equivariance real "
             f"(got --equivariance {kw['equivariance']})"
         )
     try:
-        config = TrainConfig(**kw)
+        config = TrainConfig.from_dict(kw)
         trainer = Trainer(config)
         result = trainer.run(resume=resume, progress=progress)
     except (ValueError, RuntimeError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(json.dumps({"step": trainer.step, **result}, sort_keys=True))
+
+
+def main(args: list[str] | None = None) -> None:
+    """The ``dptrack-train`` console script: run :data:`train` on ``args`` (default: the command
+    line)."""
+    train.main(args=args, prog_name="dptrack-train")

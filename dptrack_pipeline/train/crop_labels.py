@@ -1,0 +1,90 @@
+"""Where do a row's DensePose labels fall on its ``S x S`` crop?
+
+Two conventions meet here (both stated in :mod:`dptrack_pipeline.structures`):
+
+* **DensePose points** are box-relative on a 256 grid: frame ``X = bbox_x + dp_x / 256 * bbox_w``
+  (:func:`~dptrack_pipeline.structures.dp_to_pixels`); ``dp_masks`` cell ``j`` covers
+  ``bbox_x + [j, j + 1) / 256 * bbox_w``.
+* **Crops**: crop pixel ``(c, r)`` has its centre at frame point
+  ``(crop_x + (c + 0.5) / S * crop_w, crop_y + (r + 0.5) / S * crop_h)`` (the convention the
+  pipeline resamples crops with), so crop coordinates put pixel centres on integers: frame ``X``
+  is crop ``(X - crop_x) / crop_w * S - 0.5``.
+
+**Why not call** ``dp_to_pixels`` / ``pixels_to_dp`` **here.** Those compute in float64 and round
+once to float32; :func:`dp_to_crop` has always computed in float32 step by step, and
+:func:`mask_on_crop` floors float64 grid coordinates before any float32 rounding. The results
+differ by one float32 ulp in about one coordinate in seven (points), or can move a crop pixel to
+the neighbouring grid cell at a cell edge (masks), and readers of the same rows compare these
+values bit for bit (``benchmarks/bench_reader.py`` checks the shard loader against a JPEG loader
+with ``torch.equal``). So the formulas stay here, written as the composition of the two
+conventions above, and ``tests/train/test_crop_labels.py`` checks them against
+``dp_to_pixels`` / ``pixels_to_dp`` and the crop-centre convention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from dptrack_pipeline.structures import DP_GRID
+
+
+def crop_coordinates(frame_xy: np.ndarray, crop_box: Sequence[float], crop_size: int) -> np.ndarray:
+    """Frame pixel coordinates ``(N, 2)`` -> float32 crop pixel coordinates ``(N, 2)``, ``(x, y)``,
+    pixel centres on integers; ``crop_box`` is ``xywh`` in frame pixels."""
+    x0, y0, w, h = (float(v) for v in crop_box)
+    out = np.empty_like(frame_xy, dtype=np.float32)
+    out[:, 0] = (frame_xy[:, 0] - x0) / w * crop_size - 0.5
+    out[:, 1] = (frame_xy[:, 1] - y0) / h * crop_size - 0.5
+    return out
+
+
+def dp_to_crop(
+    dp_x: Sequence[float] | np.ndarray,
+    dp_y: Sequence[float] | np.ndarray,
+    bbox: Sequence[float],
+    crop_box: Sequence[float],
+    crop_size: int,
+) -> np.ndarray:
+    """Box-relative DensePose points -> ``(N, 2)`` float32 crop pixel coordinates ``(x, y)``.
+
+    ``dp_to_pixels`` followed by :func:`crop_coordinates`, in float32 arithmetic (see the module
+    docstring for why not through ``dp_to_pixels`` itself).
+
+    Args:
+        dp_x, dp_y: ``(N,)`` coordinates in ``[0, 256]`` of ``bbox``.
+        bbox, crop_box: ``xywh`` in frame pixels.
+        crop_size: ``S``, the crop side in pixels.
+    """
+    bx, by, bw, bh = (float(v) for v in bbox)
+    dp_x = np.asarray(dp_x, dtype=np.float32)
+    dp_y = np.asarray(dp_y, dtype=np.float32)
+    frame_xy = np.stack([bx + dp_x / DP_GRID * bw, by + dp_y / DP_GRID * bh], axis=1)
+    return crop_coordinates(frame_xy, crop_box, crop_size)
+
+
+def _grid_cells_under_crop(
+    crop_start: float, crop_length: float, box_start: float, box_length: float, crop_size: int
+) -> np.ndarray:
+    """Along one axis: the 256-grid cell of the box under each crop pixel centre, ``(S,)`` int64
+    (may fall outside ``[0, 256)``)."""
+    centres = crop_start + (np.arange(crop_size) + 0.5) / crop_size * crop_length  # frame px
+    return np.floor((centres - box_start) / box_length * DP_GRID).astype(np.int64)
+
+
+def mask_on_crop(
+    labels: np.ndarray, bbox: Sequence[float], crop_box: Sequence[float], crop_size: int
+) -> np.ndarray:
+    """Resample a ``(256, 256)`` part label grid spanning ``bbox`` onto the crop grid (nearest).
+
+    Returns ``(S, S)`` int64: at crop pixel ``(c, r)`` the label of the grid cell holding that
+    pixel's centre; 0 (background) outside the bbox.
+    """
+    bx, by, bw, bh = (float(v) for v in bbox)
+    cx, cy, cw, ch = (float(v) for v in crop_box)
+    cols = _grid_cells_under_crop(cx, cw, bx, bw, crop_size)
+    rows = _grid_cells_under_crop(cy, ch, by, bh, crop_size)
+    inside = (rows[:, None] >= 0) & (rows[:, None] < DP_GRID) & (cols >= 0) & (cols < DP_GRID)
+    out = labels[np.clip(rows, 0, DP_GRID - 1)][:, np.clip(cols, 0, DP_GRID - 1)]
+    return np.where(inside, out, 0).astype(np.int64)
