@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import resource
 import sys
 import tempfile
 import time
@@ -34,59 +33,12 @@ sys.path.insert(0, str(REPO))
 
 from dptrack_pipeline.flow.registry import create_estimator  # noqa: E402
 from dptrack_pipeline.frames import iter_video_frames  # noqa: E402
+from dptrack_pipeline.perf.annotations import make_annotations  # noqa: E402
+from dptrack_pipeline.perf.timing import peak_rss_mib  # noqa: E402
 from dptrack_pipeline.propagate.config import PropagateConfig  # noqa: E402
 from dptrack_pipeline.propagate.plan import plan_windows  # noqa: E402
 
 DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "street_people_720p.avi"
-
-
-def make_annotations(path: Path, video: Path, frames: int, people: int, seed: int = 0) -> list[int]:
-    """A DensePose-PoseTrack JSON whose frames are frames of ``video`` (resolved as
-    ``<frames_root>/<video stem>.avi``); returns the labelled frame positions."""
-    rng = np.random.default_rng(seed)
-    width, height = 1280, 720
-    images, annotations = [], []
-    labelled = list(range(4, frames, 8))
-    for i in range(frames):
-        images.append(
-            {
-                "id": 1000 + i,
-                "file_name": f"{video.stem}/{i:06d}.jpg",
-                "width": width,
-                "height": height,
-                "vid_id": 1,
-                "frame_id": 10000 + i,
-                "nframes": frames,
-                "is_labeled": i in labelled,
-            }
-        )
-        if i not in labelled:
-            continue
-        for p in range(people):
-            x0 = 100 + p * (width - 300) / max(people, 1)
-            box = [float(x0), 150.0, 220.0, 480.0]
-            n = 100
-            annotations.append(
-                {
-                    "id": 100000 + 100 * i + p,
-                    "image_id": 1000 + i,
-                    "track_id": p,
-                    "category_id": 1,
-                    "iscrowd": 0,
-                    "bbox": box,
-                    "area": box[2] * box[3],
-                    "keypoints": [0.0] * 51,
-                    "dp_x": rng.uniform(5, 251, n).tolist(),
-                    "dp_y": rng.uniform(5, 251, n).tolist(),
-                    "dp_I": rng.integers(1, 25, n).astype(float).tolist(),
-                    "dp_U": rng.uniform(0, 1, n).tolist(),
-                    "dp_V": rng.uniform(0, 1, n).tolist(),
-                }
-            )
-    path.write_text(
-        json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1}]})
-    )
-    return labelled
 
 
 def _flow_chunk(args: tuple[str, dict, list[tuple[np.ndarray, np.ndarray]]]) -> int:
@@ -144,12 +96,6 @@ def bench_pipeline(
     return info["counters"]["flows_computed"] / wall, info["counters"]
 
 
-def peak_rss_mb() -> tuple[float, float]:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return own, children
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
@@ -185,7 +131,7 @@ def main() -> None:
     pipe_rate, counters = bench_pipeline(
         annotations, args.video.parent, out, args.estimator, options, args.workers
     )
-    own, children = peak_rss_mb()
+    own, children = peak_rss_mib(), peak_rss_mib(children=True)
     h5 = sum(f.stat().st_size for f in out.glob("dense-*.h5")) / 1e6
     print(f"video: {args.video.name} 1280x720, {args.frames} frames, {len(labelled)} labelled")
     print(f"estimator: {args.estimator} {options or ''}  workers: {args.workers}")

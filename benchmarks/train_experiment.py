@@ -36,7 +36,8 @@ sys.path.insert(0, str(REPO))
 from click.testing import CliRunner  # noqa: E402
 
 from dptrack_pipeline.cli import main as build  # noqa: E402
-from dptrack_pipeline.train.loop import TrainConfig, Trainer  # noqa: E402
+from dptrack_pipeline.train.config import TrainConfig  # noqa: E402
+from dptrack_pipeline.train.loop import Trainer  # noqa: E402
 
 CONFIGS: dict[str, dict] = {
     "labelled frames only": {},

@@ -9,7 +9,8 @@ the crop grid). The model and its maths: :mod:`.model` (stacked Hourglass), :mod
 :mod:`.warps` (flow and TPS warps). Evaluation: :mod:`.evaluate` (ratios of points within
 5/10/20 cm), :mod:`.geodesic` and :mod:`.synth_surface` (surface distances), :mod:`.validate`.
 The run: :mod:`.config` (``TrainConfig``), :mod:`.streams`, :mod:`.objective`,
-:mod:`.checkpoint`, :mod:`.metrics`, :mod:`.loop` (``Trainer``), :mod:`.cli` (``dptrack-train``).
+:mod:`.checkpoint`, :mod:`.metrics`, :mod:`.loop` (``Trainer``); the command is
+:mod:`dptrack_pipeline.cli.train` (``dptrack-build train``, ``dptrack-train``).
 
 Importing this package imports nothing heavy; import the submodules you need.
 """

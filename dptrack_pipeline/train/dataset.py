@@ -38,10 +38,8 @@ from torch.utils.data import IterableDataset
 
 from dptrack_pipeline.shards import naming
 from dptrack_pipeline.shards.reader import DenseReader
-from dptrack_pipeline.structures import DP_GRID
-from dptrack_pipeline.train.crop_labels import crop_coordinates, mask_on_crop
-from dptrack_pipeline.train.partition import SPLITS, assign, check_split, consumer_position
-from dptrack_pipeline.train.samples import collate, instance_sample, pair_sample
+from dptrack_pipeline.train.partition import assign, check_split, consumer_position
+from dptrack_pipeline.train.samples import instance_sample, pair_sample
 from dptrack_pipeline.train.shard_index import (
     COLUMNS,
     PAIR_COLUMNS,
@@ -49,20 +47,7 @@ from dptrack_pipeline.train.shard_index import (
     list_shard_files,
 )
 
-__all__ = [
-    "COLUMNS",
-    "DP_GRID",
-    "INCLUDE",
-    "PAIR_COLUMNS",
-    "SPLITS",
-    "PairDataset",
-    "ShardDataset",
-    "ShardFile",
-    "collate",
-    "crop_coordinates",
-    "list_shard_files",
-    "mask_on_crop",
-]
+__all__ = ["INCLUDE", "PairDataset", "ShardDataset"]
 
 INCLUDE = ("all", "sources", "propagated")
 SampleBuilder = Callable[[int, dict[str, Any]], dict[str, Any]]

@@ -46,11 +46,10 @@ from dptrack_pipeline.train.checkpoint import (
     rng_state,
     save_checkpoint,
 )
-from dptrack_pipeline.train.config import EQUIVARIANCE, SUPERVISED_LOSSES, TrainConfig
+from dptrack_pipeline.train.config import TrainConfig
 from dptrack_pipeline.train.metrics import (
     append_metrics,
     plot_metrics,
-    read_metrics,
     truncate_metrics,
 )
 from dptrack_pipeline.train.model import HourglassDensePose
@@ -63,18 +62,7 @@ from dptrack_pipeline.train.objective import (
 from dptrack_pipeline.train.streams import Stream, build_streams
 from dptrack_pipeline.train.warps import apply_tps
 
-__all__ = [
-    "EQUIVARIANCE",
-    "SUPERVISED_LOSSES",
-    "Stream",
-    "TrainConfig",
-    "Trainer",
-    "equivariance_term",
-    "latest_checkpoint",
-    "plot_metrics",
-    "read_metrics",
-    "supervised_losses",
-]
+__all__ = ["Trainer"]
 
 LOG = logging.getLogger(__name__)
 

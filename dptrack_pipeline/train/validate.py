@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from dptrack_pipeline.train.dataset import ShardDataset, collate
+from dptrack_pipeline.train.dataset import ShardDataset
 from dptrack_pipeline.train.evaluate import predictions_at_points, ratio_within
+from dptrack_pipeline.train.samples import collate
 
 
 @torch.no_grad()

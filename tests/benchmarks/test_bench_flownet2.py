@@ -1,4 +1,5 @@
-"""``benchmarks/bench_flownet2.py``: its helpers, its CUDA-missing message and a CPU smoke run.
+"""``benchmarks/bench_flownet2.py`` and the functions it calls: sizes and settings, the anchor
+and the table, its CUDA-missing message and a CPU smoke run.
 
 The smoke run is the documented command line (``--device cpu --smoke --json OUT``) on a random
 checkpoint, with ``--batches 1``: bf16 convolutions on a CPU without bf16 instructions take
@@ -9,27 +10,22 @@ have every section and positive numbers, not what the numbers are.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = REPO_ROOT / "benchmarks" / "bench_flownet2.py"
-
-
-@pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    """The benchmark script imported as a module (it is not in a package)."""
-    spec = importlib.util.spec_from_file_location("bench_flownet2", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from dptrack_pipeline.perf.flownet2_report import (
+    anchor_comparison,
+    anchor_text,
+    throughput_table,
+)
+from dptrack_pipeline.perf.flownet2_settings import (
+    configurations,
+    network_label,
+    parse_size,
+    resolve_settings,
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,23 +42,45 @@ def bench_checkpoint(request: pytest.FixtureRequest, tmp_path_factory) -> Path:
         return path
 
 
-def _run_script(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO_ROOT,
-    )
-
-
-def test_parse_size(bench: ModuleType) -> None:
-    assert bench.parse_size("1280x720") == (1280, 720)
-    assert bench.network_label(1000, 500) == "1024x512"
-    assert bench.network_label(1280, 720) == "1280x768"
+def test_parse_size() -> None:
+    assert parse_size("1280x720") == (1280, 720)
+    assert network_label(1000, 500) == "1024x512"
+    assert network_label(1280, 720) == "1280x768"
     for bad in ("1280", "1280x", "0x64", "axb"):
         with pytest.raises(argparse.ArgumentTypeError, match="size must be"):
-            bench.parse_size(bad)
+            parse_size(bad)
+
+
+def test_smoke_settings_and_explicit_options_win(tmp_path: Path) -> None:
+    smoke = resolve_settings("cpu", sintel=tmp_path, smoke=True)
+    assert smoke["sizes"] == ["60x40"] and smoke["network_sizes"] == ["64x64"]
+    assert (smoke["batches"], smoke["warmup"], smoke["iters"]) == ([1, 2], 0, 1)
+    assert smoke["matmul_size"] == 1024 and smoke["sintel_crop"] == "64x64"
+    full = resolve_settings("cuda", sintel=tmp_path, sizes=[(1000, 500)], batches=[4])
+    assert full["network_sizes"] == ["1024x512"] and full["batches"] == [4]
+    assert (full["warmup"], full["iters"], full["matmul_size"]) == (3, 10, 8192)
+    assert (full["matmul_warmup"], full["matmul_iters"]) == (5, 50)  # more for a stable rate
+    assert full["precisions"] == ["fp32", "bf16"] and full["sintel_crop"] is None
+    with pytest.raises(ValueError, match="--batches must be >= 1"):
+        resolve_settings("cpu", sintel=tmp_path, batches=[0])
+    with pytest.raises(ValueError, match="--iters >= 1"):
+        resolve_settings("cpu", sintel=tmp_path, iters=0)
+
+
+def test_configurations_nest_size_precision_batch(tmp_path: Path) -> None:
+    settings = resolve_settings(
+        "cpu", sintel=tmp_path, sizes=[(64, 64), (1000, 500)], batches=[1, 2]
+    )
+    rows = list(configurations(settings))
+    assert len(rows) == 2 * 2 * 2
+    assert rows[0] == (
+        {"size": "64x64", "network_size": "64x64", "precision": "fp32", "batch": 1},
+        (64, 64),
+    )
+    assert rows[-1] == (
+        {"size": "1000x500", "network_size": "1024x512", "precision": "bf16", "batch": 2},
+        (512, 1024),  # (H', W')
+    )
 
 
 def _row(size: str, precision: str, batch: int, ms: float | None) -> dict:
@@ -77,32 +95,34 @@ def _row(size: str, precision: str, batch: int, ms: float | None) -> dict:
     }
 
 
-def test_anchor_and_table(bench: ModuleType) -> None:
-    import torch
-
+def test_anchor_and_table() -> None:
     rows = [
         _row("1000x500", "fp32", 1, 40.0),
         _row("1000x500", "bf16", 16, 10.7),
         _row("1000x500", "bf16", 64, None),
         _row("1024x448", "bf16", 16, 5.0),  # faster, but not at the anchor's size
     ]
-    anchor = bench.anchor_comparison(rows)
+    anchor = anchor_comparison(rows)
     assert anchor["best_model"]["ms_per_pair"] == 10.7
     assert anchor["best_model"]["speedup_vs_anchor"] == pytest.approx(20.0)
     assert anchor["goal_met_model"] is True
     assert anchor["fp32_batch1_model"]["ms_per_pair"] == 40.0
-    table = bench.markdown_table(rows, torch.device("cpu"))
+    table = throughput_table(rows, "cpu")
     assert "pairs/s (estimator, end-to-end)" in table
     assert "| 1000x500 -> 1024x512 | bf16 | 64 | OOM |" in table
+    assert table.splitlines()[1] == "|---|---|---:|---:|---:|---:|---:|---:|---:|"
     assert len(table.splitlines()) == 2 + len(rows)
+    text = anchor_text(anchor)
+    assert text.startswith("Anchor: public FlowNet2 PyTorch port")
+    assert "10.70 ms/pair (bf16, batch 16, input 1000x500) = 20.0x the port; meets the goal" in text
 
 
-def test_cuda_missing_says_what_to_run() -> None:
+def test_cuda_missing_says_what_to_run(run_bench) -> None:
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("CUDA is usable here")
-    done = _run_script("--device", "cuda", timeout=120)
+    done = run_bench("bench_flownet2", "--device", "cuda", timeout=120)
     assert done.returncode != 0
     assert "CUDA is not available" in done.stderr
     assert "--device cpu --smoke" in done.stderr
@@ -113,9 +133,12 @@ def _positive(value: object) -> bool:
 
 
 @pytest.mark.slow
-def test_cpu_smoke_run_writes_complete_json(bench_checkpoint: Path, tmp_path: Path) -> None:
+def test_cpu_smoke_run_writes_complete_json(
+    run_bench, bench_checkpoint: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "bench.json"
-    done = _run_script(
+    done = run_bench(
+        "bench_flownet2",
         "--device",
         "cpu",
         "--smoke",
@@ -129,6 +152,8 @@ def test_cpu_smoke_run_writes_complete_json(bench_checkpoint: Path, tmp_path: Pa
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "| size (input -> network) | precision | batch |" in done.stdout
     assert "Anchor: public FlowNet2 PyTorch port" in done.stdout
+    assert "CPU run: peak RSS of this process" in done.stdout
+    assert "NO --checkpoint" not in done.stdout  # a checkpoint was given
 
     results = json.loads(out.read_text())
     assert results["schema"] == "bench_flownet2/1"

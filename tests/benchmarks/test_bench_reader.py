@@ -8,29 +8,25 @@ loaders yield the same samples, not what the rates are.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
+import numpy as np
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = REPO_ROOT / "benchmarks" / "bench_reader.py"
+from dptrack_pipeline.perf.annotations import body_part_labels
+from dptrack_pipeline.perf.jpeg_json import LABEL_COLUMNS, META_KEYS
+from dptrack_pipeline.perf.reader import (
+    add_ratios,
+    goal_by_workers,
+    goal_lines,
+    plan_runs,
+    results_table,
+)
 
 
-@pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    """The benchmark script imported as a module (it is not in a package)."""
-    spec = importlib.util.spec_from_file_location("bench_reader", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_plan_ratios_and_table(bench: ModuleType) -> None:
-    runs = bench.plan_runs([0, 2])
+def test_plan_ratios_and_table() -> None:
+    runs = plan_runs([0, 2])
     assert runs == [
         ("shards", 0, True),
         ("jpeg+json", 0, True),
@@ -44,25 +40,38 @@ def test_plan_ratios_and_table(bench: ModuleType) -> None:
         {"loader": n, "workers": w, "with_flow_source": s, "samples_per_s": r}
         for (n, w, s), r in zip(runs, rates, strict=True)
     ]
-    bench.add_ratios(results)
+    add_ratios(results)
     assert [r["ratio_vs_jpeg"] for r in results] == pytest.approx([3.0, 1.0, 2.0, 1.0, 2.0, 1.0])
-    table = bench.markdown_table(results)
+    table = results_table(results)
     assert "| shards | yes | 0 | 300.0 | 3.00x |" in table
+    assert table.splitlines()[1] == "|---|---|---|---|---|"
     assert len(table.splitlines()) == 2 + len(results)
+    goal = goal_by_workers(results, [0, 2])
+    assert goal == {"0": {"ratio": 3.0, "met": True}, "2": {"ratio": 2.0, "met": False}}
+    assert goal_lines(goal)[1] == "ratio with 2 workers: 2.00x (goal >= 3x: NOT met)"
 
 
-def test_body_labels_cover_every_part(bench: ModuleType) -> None:
-    import numpy as np
+def test_json_carries_the_labels_not_the_dense_references() -> None:
+    from dptrack_pipeline.train.shard_index import COLUMNS
 
-    labels = bench.body_part_labels(np.random.default_rng(0))
+    assert set(LABEL_COLUMNS) < set(COLUMNS)
+    assert {"bbox", "crop_box", "dp_x", "dp_I", "dp_masks"} <= set(LABEL_COLUMNS)
+    assert not {"dense_file", "crop_index", "flow_index", "estimator"} & set(LABEL_COLUMNS)
+    assert {"video_id", "annotation_id", "offset", "track_id"} <= set(META_KEYS)
+    assert not {"bbox", "dp_x", "dp_masks"} & set(META_KEYS)
+
+
+def test_body_labels_cover_every_part() -> None:
+    labels = body_part_labels(np.random.default_rng(0))
     assert labels.shape == (256, 256)
     assert set(np.unique(labels).tolist()) == set(range(15))
 
 
-def test_smoke_run(bench: ModuleType, shared_data: Path, tmp_path: Path) -> None:
+def test_smoke_run(bench_script, shared_data: Path, tmp_path: Path) -> None:
     video = shared_data / "video" / "street_people_720p.avi"
     if not video.exists():
         pytest.skip(f"{video} is absent")
+    bench = bench_script("bench_reader")
     out = tmp_path / "bench.json"
     argv = [
         "--video", str(video), "--frames", "12", "--people", "2", "--segment", "12",

@@ -12,7 +12,9 @@ from torch.utils.data import DataLoader
 
 from dptrack_pipeline.formats.rle import SURFACE_TO_MASK_PART
 from dptrack_pipeline.train import partition
-from dptrack_pipeline.train.dataset import ShardDataset, collate, mask_on_crop
+from dptrack_pipeline.train.crop_labels import mask_on_crop
+from dptrack_pipeline.train.dataset import ShardDataset
+from dptrack_pipeline.train.samples import collate
 
 
 def _all_rows(dataset: ShardDataset) -> set[tuple[int, int]]:

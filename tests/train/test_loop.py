@@ -14,8 +14,10 @@ from click.testing import CliRunner
 
 from dptrack_pipeline.cli.train import main
 from dptrack_pipeline.cli.train import train as train_command
+from dptrack_pipeline.train.config import TrainConfig
 from dptrack_pipeline.train.dataset import ShardDataset
-from dptrack_pipeline.train.loop import TrainConfig, Trainer, read_metrics
+from dptrack_pipeline.train.loop import Trainer
+from dptrack_pipeline.train.metrics import read_metrics
 
 TINY = {"stacks": 2, "channels": 16, "depth": 2, "stem_stride": 2, "batch_size": 4}
 

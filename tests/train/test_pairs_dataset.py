@@ -22,8 +22,11 @@ from torch.utils.data import DataLoader
 from dptrack_pipeline.cli.train import train as train_command
 from dptrack_pipeline.shards.reader import DenseReader, read_pairs
 from dptrack_pipeline.train import partition
-from dptrack_pipeline.train.dataset import PairDataset, ShardDataset, collate
-from dptrack_pipeline.train.loop import TrainConfig, Trainer, read_metrics
+from dptrack_pipeline.train.config import TrainConfig
+from dptrack_pipeline.train.dataset import PairDataset, ShardDataset
+from dptrack_pipeline.train.loop import Trainer
+from dptrack_pipeline.train.metrics import read_metrics
+from dptrack_pipeline.train.samples import collate
 
 TINY = {"stacks": 2, "channels": 16, "depth": 2, "stem_stride": 2, "batch_size": 4}
 CROP_SCALE = 32 / 96  # crop pixels per frame pixel (centred 96x96 box -> 32 px)

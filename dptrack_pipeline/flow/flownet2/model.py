@@ -30,13 +30,19 @@ Conventions of the public model that this one keeps, each of which changes the n
 * ``nn.Upsample(mode="bilinear")`` in the port has ``align_corners=False`` on PyTorch >= 0.4
   (where the published EPEs of the port were measured); kept so (``UPSAMPLE_ALIGN_CORNERS``).
 
+The four sub-networks differ only in data, a table of named convs (:data:`ConvSpec`) and a
+:class:`Ladder` (the decoder), built and run by one class that registers the layers under the
+port's names in the checkpoint's order; only FlowNetC's correlation step is written out.
+
 Shapes are checked at the boundary (:meth:`FlowNet2.forward`); pre- and post-processing of
 arbitrary image sizes lives in :mod:`~dptrack_pipeline.flow.flownet2.inference`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +56,99 @@ SIZE_MULTIPLE = 64
 UPSAMPLE_ALIGN_CORNERS = False
 
 CorrelationFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+ConvSpec = tuple[str, int, int, int, int]
+"""``(name, in_channels, out_channels, kernel_size, stride)`` of one conv + LeakyReLU; a name
+``conv<n>`` or ``conv<n>_1`` works at pyramid level ``n`` (``1 / 2**n`` of the input size)."""
+
+
+def _level_convs(
+    level: int, in_planes: int, out_planes: int, kernel_size: int = 3, refined_planes: int = 0
+) -> tuple[ConvSpec, ConvSpec]:
+    """``conv<n>`` (stride 2, down to level ``n``) then ``conv<n>_1`` (3x3, stride 1), which
+    outputs ``refined_planes`` channels (default ``out_planes``)."""
+    refined = refined_planes or out_planes
+    return (
+        (f"conv{level}", in_planes, out_planes, kernel_size, 2),
+        (f"conv{level}_1", out_planes, refined, 3, 1),
+    )
+
+
+def _large_kernel_convs(in_channels: int) -> tuple[ConvSpec, ...]:
+    """Levels 1..3 of FlowNetC (3 input channels, one image) and FlowNetS (12): 7x7, 5x5, 5x5."""
+    return (
+        ("conv1", in_channels, 64, 7, 2),
+        ("conv2", 64, 128, 5, 2),
+        ("conv3", 128, 256, 5, 2),
+    )
+
+
+def _fine_encoder(in_channels: int) -> tuple[ConvSpec, ...]:
+    """Levels 0..2: the start of FlowNetSD (6 input channels) and of FlowNetFusion (11)."""
+    return (
+        ("conv0", in_channels, 64, 3, 1),
+        *_level_convs(1, 64, 64, refined_planes=128),
+        *_level_convs(2, 128, 128),
+    )
+
+
+_DEEP_ENCODER = (
+    *_level_convs(4, 256, 512),
+    *_level_convs(5, 512, 512),
+    *_level_convs(6, 512, 1024),
+)
+"""Levels 4..6, the same in FlowNetC, FlowNetS and FlowNetSD."""
+
+_FLOWNETC_HEAD: tuple[ConvSpec, ...] = (
+    *_large_kernel_convs(3),
+    ("conv_redir", 256, 32, 1, 1),
+    ("conv3_1", 32 + 441, 256, 3, 1),  # redirected features + the 441 correlation channels
+)
+_FLOWNETS_ENCODER = (*_large_kernel_convs(12), ("conv3_1", 256, 256, 3, 1), *_DEEP_ENCODER)
+_FLOWNETSD_ENCODER = (*_fine_encoder(6), *_level_convs(3, 128, 256), *_DEEP_ENCODER)
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """The coarse-to-fine flow refinement of one sub-network (built by :class:`_FlowNetPart`).
+
+    At the coarsest level ``predict_flow<top>`` reads the deepest features. At each finer level
+    ``n`` the features joined are ``[encoder features of level n, deconv<n>(previous joined
+    features), upsampled_flow<n+1>_to_<n>(previous flow)]`` and ``predict_flow<n>`` reads them
+    (through ``inter_conv<n>`` first where the ladder has inter convs).
+
+    Attributes:
+        levels: pyramid levels, coarsest first; the flow of the last one is the output.
+        top_channels: channels of the deepest features (level ``levels[0]``).
+        skip_channels: channels of the encoder features joined at ``levels[1:]``.
+        deconv_channels: output channels of ``deconv<n>`` (and ``inter_conv<n>``) at ``levels[1:]``.
+        inter_conv: FlowNetSD and FlowNetFusion have ``inter_conv<n>`` layers; FlowNetC/S not.
+        upsample_bias: the ``upsampled_flow`` transposed convs have a bias (not in FlowNetS).
+    """
+
+    levels: tuple[int, ...]
+    top_channels: int
+    skip_channels: tuple[int, ...]
+    deconv_channels: tuple[int, ...]
+    inter_conv: bool
+    upsample_bias: bool
+
+    def joined_channels(self) -> tuple[int, ...]:
+        """Channels of the joined features at each of ``levels[1:]`` (the 2 are the flow)."""
+        pairs = zip(self.skip_channels, self.deconv_channels, strict=True)
+        return tuple(skip + deconv + 2 for skip, deconv in pairs)
+
+
+def _coarse_ladder(inter_conv: bool, upsample_bias: bool) -> Ladder:
+    """Levels 6 -> 2 over the encoders of FlowNetC, FlowNetS and FlowNetSD."""
+    return Ladder(
+        levels=(6, 5, 4, 3, 2),
+        top_channels=1024,
+        skip_channels=(512, 512, 256, 128),
+        deconv_channels=(512, 256, 128, 64),
+        inter_conv=inter_conv,
+        upsample_bias=upsample_bias,
+    )
 
 
 def _conv(in_planes: int, out_planes: int, kernel_size: int = 3, stride: int = 1) -> nn.Sequential:
@@ -80,6 +179,11 @@ def _upsample_flow(bias: bool) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(2, 2, 4, 2, 1, bias=bias)
 
 
+def _level(conv_name: str) -> int:
+    """The pyramid level of ``conv<n>`` / ``conv<n>_1``."""
+    return int(conv_name.removeprefix("conv").split("_")[0])
+
+
 def channel_norm(x: torch.Tensor) -> torch.Tensor:
     """``(B, C, H, W) -> (B, 1, H, W)``: the L2 norm over channels (the port's ChannelNorm)."""
     return torch.linalg.vector_norm(x, ord=2, dim=1, keepdim=True)
@@ -108,56 +212,73 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return out.to(image.dtype)
 
 
-class _Decoder(nn.Module):
-    """The refinement ladder shared by FlowNetC and FlowNetS (levels 6 -> 2)."""
+class _FlowNetPart(nn.Module):
+    """A FlowNet sub-network: named convs (the encoder) and a :class:`Ladder` (the decoder).
 
-    def _decode(
-        self, conv6: torch.Tensor, conv5: torch.Tensor, conv4: torch.Tensor, conv3, conv2
-    ) -> torch.Tensor:
-        flow6 = self.predict_flow6(conv6)
-        concat5 = torch.cat((conv5, self.deconv5(conv6), self.upsampled_flow6_to_5(flow6)), 1)
-        flow5 = self.predict_flow5(concat5)
-        concat4 = torch.cat((conv4, self.deconv4(concat5), self.upsampled_flow5_to_4(flow5)), 1)
-        flow4 = self.predict_flow4(concat4)
-        concat3 = torch.cat((conv3, self.deconv3(concat4), self.upsampled_flow4_to_3(flow4)), 1)
-        flow3 = self.predict_flow3(concat3)
-        concat2 = torch.cat((conv2, self.deconv2(concat3), self.upsampled_flow3_to_2(flow3)), 1)
-        return self.predict_flow2(concat2)
+    Layers are registered in the public checkpoint's order: the encoder convs, then every
+    ``deconv``, ``inter_conv``, ``predict_flow`` and ``upsampled_flow`` of the ladder, each kind
+    coarsest first. ``_encode`` keeps only the features the ladder joins, so no more activations
+    are alive at once than in a hand-written forward.
+    """
 
-    def _build_decoder(self, upsample_bias: bool) -> None:
-        self.deconv5 = _deconv(1024, 512)
-        self.deconv4 = _deconv(1026, 256)
-        self.deconv3 = _deconv(770, 128)
-        self.deconv2 = _deconv(386, 64)
-        self.predict_flow6 = _predict_flow(1024)
-        self.predict_flow5 = _predict_flow(1026)
-        self.predict_flow4 = _predict_flow(770)
-        self.predict_flow3 = _predict_flow(386)
-        self.predict_flow2 = _predict_flow(194)
-        self.upsampled_flow6_to_5 = _upsample_flow(upsample_bias)
-        self.upsampled_flow5_to_4 = _upsample_flow(upsample_bias)
-        self.upsampled_flow4_to_3 = _upsample_flow(upsample_bias)
-        self.upsampled_flow3_to_2 = _upsample_flow(upsample_bias)
+    def __init__(self, encoder: Sequence[ConvSpec], ladder: Ladder) -> None:
+        super().__init__()
+        for name, in_planes, out_planes, kernel_size, stride in encoder:
+            self.add_module(name, _conv(in_planes, out_planes, kernel_size, stride))
+        self.ladder = ladder
+        self.encoder_names = tuple(name for name, *_ in encoder)
+        levels, joined = ladder.levels, ladder.joined_channels()
+        finer = levels[1:]
+        deconv_in = (ladder.top_channels, *joined[:-1])
+        for level, cin, cout in zip(finer, deconv_in, ladder.deconv_channels, strict=True):
+            self.add_module(f"deconv{level}", _deconv(cin, cout))
+        if ladder.inter_conv:
+            for level, cin, cout in zip(finer, joined, ladder.deconv_channels, strict=True):
+                self.add_module(f"inter_conv{level}", _inter_conv(cin, cout))
+        predicted_from = ladder.deconv_channels if ladder.inter_conv else joined
+        for level, cin in zip(levels, (ladder.top_channels, *predicted_from), strict=True):
+            self.add_module(f"predict_flow{level}", _predict_flow(cin))
+        for coarse, fine in pairwise(levels):
+            self.add_module(
+                f"upsampled_flow{coarse}_to_{fine}", _upsample_flow(ladder.upsample_bias)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._decode(self._encode(x, self.encoder_names))
+
+    def _encode(self, x: torch.Tensor, names: Sequence[str]) -> dict[int, torch.Tensor]:
+        """Run the convs ``names`` in order; the last output of each ladder level, by level."""
+        kept: dict[int, torch.Tensor] = {}
+        for name in names:
+            x = getattr(self, name)(x)
+            if _level(name) in self.ladder.levels:
+                kept[_level(name)] = x
+        return kept
+
+    def _decode(self, features: dict[int, torch.Tensor]) -> torch.Tensor:
+        """The ladder over the encoder ``features`` (by level) -> the finest level's flow."""
+        levels = self.ladder.levels
+        joined = features[levels[0]]  # at the coarsest level: the deepest features alone
+        flow = getattr(self, f"predict_flow{levels[0]}")(joined)
+        for coarse, level in pairwise(levels):
+            deconv = getattr(self, f"deconv{level}")(joined)
+            upsampled = getattr(self, f"upsampled_flow{coarse}_to_{level}")(flow)
+            joined = torch.cat((features[level], deconv, upsampled), 1)
+            if self.ladder.inter_conv:
+                flow = getattr(self, f"predict_flow{level}")(
+                    getattr(self, f"inter_conv{level}")(joined)
+                )
+            else:
+                flow = getattr(self, f"predict_flow{level}")(joined)
+        return flow
 
 
-class FlowNetC(_Decoder):
+class FlowNetC(_FlowNetPart):
     """``(B, 6, H, W)`` (two normalised images) -> ``(B, 2, H/4, W/4)`` flow / ``div_flow``."""
 
     def __init__(self, correlation_fn: CorrelationFn = correlation) -> None:
-        super().__init__()
+        super().__init__((*_FLOWNETC_HEAD, *_DEEP_ENCODER), _coarse_ladder(False, True))
         self.correlation_fn = correlation_fn
-        self.conv1 = _conv(3, 64, 7, 2)
-        self.conv2 = _conv(64, 128, 5, 2)
-        self.conv3 = _conv(128, 256, 5, 2)
-        self.conv_redir = _conv(256, 32, 1, 1)
-        self.conv3_1 = _conv(473, 256)
-        self.conv4 = _conv(256, 512, stride=2)
-        self.conv4_1 = _conv(512, 512)
-        self.conv5 = _conv(512, 512, stride=2)
-        self.conv5_1 = _conv(512, 512)
-        self.conv6 = _conv(512, 1024, stride=2)
-        self.conv6_1 = _conv(1024, 1024)
-        self._build_decoder(upsample_bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
@@ -165,125 +286,33 @@ class FlowNetC(_Decoder):
         both = torch.cat((x[:, :3], x[:, 3:]), dim=0)
         conv2 = self.conv2(self.conv1(both))
         conv3 = self.conv3(conv2)
-        conv2a, conv3a, conv3b = conv2[:batch], conv3[:batch], conv3[batch:]
+        conv3a, conv3b = conv3[:batch], conv3[batch:]
         corr = F.leaky_relu(self.correlation_fn(conv3a, conv3b), 0.1)
         conv3_1 = self.conv3_1(torch.cat((self.conv_redir(conv3a), corr), 1))
-        conv4 = self.conv4_1(self.conv4(conv3_1))
-        conv5 = self.conv5_1(self.conv5(conv4))
-        conv6 = self.conv6_1(self.conv6(conv5))
-        return self._decode(conv6, conv5, conv4, conv3_1, conv2a)
+        features = self._encode(conv3_1, self.encoder_names[len(_FLOWNETC_HEAD) :])
+        return self._decode({**features, 3: conv3_1, 2: conv2[:batch]})
 
 
-class FlowNetS(_Decoder):
+class FlowNetS(_FlowNetPart):
     """``(B, 12, H, W)`` -> ``(B, 2, H/4, W/4)`` flow / ``div_flow``."""
 
-    def __init__(self, input_channels: int = 12) -> None:
-        super().__init__()
-        self.conv1 = _conv(input_channels, 64, 7, 2)
-        self.conv2 = _conv(64, 128, 5, 2)
-        self.conv3 = _conv(128, 256, 5, 2)
-        self.conv3_1 = _conv(256, 256)
-        self.conv4 = _conv(256, 512, stride=2)
-        self.conv4_1 = _conv(512, 512)
-        self.conv5 = _conv(512, 512, stride=2)
-        self.conv5_1 = _conv(512, 512)
-        self.conv6 = _conv(512, 1024, stride=2)
-        self.conv6_1 = _conv(1024, 1024)
-        self._build_decoder(upsample_bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv2 = self.conv2(self.conv1(x))
-        conv3 = self.conv3_1(self.conv3(conv2))
-        conv4 = self.conv4_1(self.conv4(conv3))
-        conv5 = self.conv5_1(self.conv5(conv4))
-        conv6 = self.conv6_1(self.conv6(conv5))
-        return self._decode(conv6, conv5, conv4, conv3, conv2)
+    def __init__(self) -> None:
+        super().__init__(_FLOWNETS_ENCODER, _coarse_ladder(False, False))
 
 
-class FlowNetSD(nn.Module):
+class FlowNetSD(_FlowNetPart):
     """Small-displacement net: ``(B, 6, H, W)`` -> ``(B, 2, H/4, W/4)``."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.conv0 = _conv(6, 64)
-        self.conv1 = _conv(64, 64, stride=2)
-        self.conv1_1 = _conv(64, 128)
-        self.conv2 = _conv(128, 128, stride=2)
-        self.conv2_1 = _conv(128, 128)
-        self.conv3 = _conv(128, 256, stride=2)
-        self.conv3_1 = _conv(256, 256)
-        self.conv4 = _conv(256, 512, stride=2)
-        self.conv4_1 = _conv(512, 512)
-        self.conv5 = _conv(512, 512, stride=2)
-        self.conv5_1 = _conv(512, 512)
-        self.conv6 = _conv(512, 1024, stride=2)
-        self.conv6_1 = _conv(1024, 1024)
-        self.deconv5 = _deconv(1024, 512)
-        self.deconv4 = _deconv(1026, 256)
-        self.deconv3 = _deconv(770, 128)
-        self.deconv2 = _deconv(386, 64)
-        self.inter_conv5 = _inter_conv(1026, 512)
-        self.inter_conv4 = _inter_conv(770, 256)
-        self.inter_conv3 = _inter_conv(386, 128)
-        self.inter_conv2 = _inter_conv(194, 64)
-        self.predict_flow6 = _predict_flow(1024)
-        self.predict_flow5 = _predict_flow(512)
-        self.predict_flow4 = _predict_flow(256)
-        self.predict_flow3 = _predict_flow(128)
-        self.predict_flow2 = _predict_flow(64)
-        self.upsampled_flow6_to_5 = _upsample_flow(True)
-        self.upsampled_flow5_to_4 = _upsample_flow(True)
-        self.upsampled_flow4_to_3 = _upsample_flow(True)
-        self.upsampled_flow3_to_2 = _upsample_flow(True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv0 = self.conv0(x)
-        conv1 = self.conv1_1(self.conv1(conv0))
-        conv2 = self.conv2_1(self.conv2(conv1))
-        conv3 = self.conv3_1(self.conv3(conv2))
-        conv4 = self.conv4_1(self.conv4(conv3))
-        conv5 = self.conv5_1(self.conv5(conv4))
-        conv6 = self.conv6_1(self.conv6(conv5))
-        flow6 = self.predict_flow6(conv6)
-        concat5 = torch.cat((conv5, self.deconv5(conv6), self.upsampled_flow6_to_5(flow6)), 1)
-        flow5 = self.predict_flow5(self.inter_conv5(concat5))
-        concat4 = torch.cat((conv4, self.deconv4(concat5), self.upsampled_flow5_to_4(flow5)), 1)
-        flow4 = self.predict_flow4(self.inter_conv4(concat4))
-        concat3 = torch.cat((conv3, self.deconv3(concat4), self.upsampled_flow4_to_3(flow4)), 1)
-        flow3 = self.predict_flow3(self.inter_conv3(concat3))
-        concat2 = torch.cat((conv2, self.deconv2(concat3), self.upsampled_flow3_to_2(flow3)), 1)
-        return self.predict_flow2(self.inter_conv2(concat2))
+        super().__init__(_FLOWNETSD_ENCODER, _coarse_ladder(True, True))
 
 
-class FlowNetFusion(nn.Module):
-    """``(B, 11, H, W)`` -> ``(B, 2, H, W)`` fused flow in pixels."""
+class FlowNetFusion(_FlowNetPart):
+    """``(B, 11, H, W)`` -> ``(B, 2, H, W)`` fused flow in pixels (levels 2 -> 0)."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.conv0 = _conv(11, 64)
-        self.conv1 = _conv(64, 64, stride=2)
-        self.conv1_1 = _conv(64, 128)
-        self.conv2 = _conv(128, 128, stride=2)
-        self.conv2_1 = _conv(128, 128)
-        self.deconv1 = _deconv(128, 32)
-        self.deconv0 = _deconv(162, 16)
-        self.inter_conv1 = _inter_conv(162, 32)
-        self.inter_conv0 = _inter_conv(82, 16)
-        self.predict_flow2 = _predict_flow(128)
-        self.predict_flow1 = _predict_flow(32)
-        self.predict_flow0 = _predict_flow(16)
-        self.upsampled_flow2_to_1 = _upsample_flow(True)
-        self.upsampled_flow1_to_0 = _upsample_flow(True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv0 = self.conv0(x)
-        conv1 = self.conv1_1(self.conv1(conv0))
-        conv2 = self.conv2_1(self.conv2(conv1))
-        flow2 = self.predict_flow2(conv2)
-        concat1 = torch.cat((conv1, self.deconv1(conv2), self.upsampled_flow2_to_1(flow2)), 1)
-        flow1 = self.predict_flow1(self.inter_conv1(concat1))
-        concat0 = torch.cat((conv0, self.deconv0(concat1), self.upsampled_flow1_to_0(flow1)), 1)
-        return self.predict_flow0(self.inter_conv0(concat0))
+        ladder = Ladder((2, 1, 0), 128, (128, 64), (32, 16), inter_conv=True, upsample_bias=True)
+        super().__init__(_fine_encoder(11), ladder)
 
 
 class FlowNet2(nn.Module):
