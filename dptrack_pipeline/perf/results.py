@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
+
+from dptrack_pipeline.shards.atomic import atomic_write
 
 
 def finite_or_none(value: float | None) -> float | None:
@@ -42,9 +43,8 @@ def json_safe(value: Any) -> Any:
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` (made :func:`json_safe`) to ``path`` atomically, creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(json_safe(data), indent=2) + "\n")
-    os.replace(partial, path)
+    with atomic_write(str(path)) as tmp:
+        Path(tmp).write_text(json.dumps(json_safe(data), indent=2) + "\n")
 
 
 class BenchmarkRun:

@@ -25,7 +25,6 @@ from a labelled frame still needs them.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -33,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dptrack_pipeline.schedule import target_indices
+from dptrack_pipeline.shards.atomic import atomic_write
 from dptrack_pipeline.synth.annotate import person_annotation
 from dptrack_pipeline.synth.keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON
 from dptrack_pipeline.synth.render import RenderedFrame, Scene, make_scene, render_frame
@@ -240,9 +240,8 @@ def generate_dataset(
 
     annotations_path = out / ANNOTATIONS_FILE
     document = {"images": images, "annotations": annotations, "categories": [PERSON_CATEGORY]}
-    tmp = annotations_path.with_name(ANNOTATIONS_FILE + ".tmp")
-    tmp.write_text(json.dumps(document, separators=(",", ":")))
-    os.replace(tmp, annotations_path)
+    with atomic_write(str(annotations_path)) as tmp:
+        Path(tmp).write_text(json.dumps(document, separators=(",", ":")))
     write_truth_index(
         out / "truth",
         {

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dptrack_pipeline.shards.atomic import atomic_write
 from dptrack_pipeline.structures import normalise_video_id
 from dptrack_pipeline.synth.charts import apply_affine, chart_to_local
 from dptrack_pipeline.synth.limbs import LIMBS, PATCH_SLOT, PATCH_TO_LIMB
@@ -176,8 +177,7 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     gets the fixed zip date 1980-01-01. The file is written under a temporary name and renamed.
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with atomic_write(str(path)) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, array in arrays.items():
             buffer = io.BytesIO()
             np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
@@ -185,7 +185,6 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             archive.writestr(info, buffer.getvalue(), compresslevel=1)
-    os.replace(tmp, path)
 
 
 def frame_truth_name(index: int) -> str:

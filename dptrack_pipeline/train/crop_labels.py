@@ -10,15 +10,11 @@ Two conventions meet here (both stated in :mod:`dptrack_pipeline.structures`):
   pipeline resamples crops with), so crop coordinates put pixel centres on integers: frame ``X``
   is crop ``(X - crop_x) / crop_w * S - 0.5``.
 
-**Why not call** ``dp_to_pixels`` / ``pixels_to_dp`` **here.** Those compute in float64 and round
-once to float32; :func:`dp_to_crop` has always computed in float32 step by step, and
-:func:`mask_on_crop` floors float64 grid coordinates before any float32 rounding. The results
-differ by one float32 ulp in about one coordinate in seven (points), or can move a crop pixel to
-the neighbouring grid cell at a cell edge (masks), and readers of the same rows compare these
-values bit for bit (``benchmarks/bench_reader.py`` checks the shard loader against a JPEG loader
-with ``torch.equal``). So the formulas stay here, written as the composition of the two
-conventions above, and ``tests/train/test_crop_labels.py`` checks them against
-``dp_to_pixels`` / ``pixels_to_dp`` and the crop-centre convention.
+:func:`dp_to_crop` is the library's ``dp_to_pixels`` followed by :func:`crop_coordinates`.
+:func:`mask_on_crop` maps each crop pixel centre to the 256-grid cell holding it, in float64
+(flooring float32-rounded centres would move a crop pixel to the neighbouring cell at a cell
+edge); ``tests/train/test_crop_labels.py`` checks both against ``dp_to_pixels`` /
+``pixels_to_dp`` and the crop-centre convention.
 """
 
 from __future__ import annotations
@@ -27,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dptrack_pipeline.structures import DP_GRID
+from dptrack_pipeline.structures import DP_GRID, dp_to_pixels
 
 
 def crop_coordinates(frame_xy: np.ndarray, crop_box: Sequence[float], crop_size: int) -> np.ndarray:
@@ -49,19 +45,14 @@ def dp_to_crop(
 ) -> np.ndarray:
     """Box-relative DensePose points -> ``(N, 2)`` float32 crop pixel coordinates ``(x, y)``.
 
-    ``dp_to_pixels`` followed by :func:`crop_coordinates`, in float32 arithmetic (see the module
-    docstring for why not through ``dp_to_pixels`` itself).
+    :func:`~dptrack_pipeline.structures.dp_to_pixels` followed by :func:`crop_coordinates`.
 
     Args:
         dp_x, dp_y: ``(N,)`` coordinates in ``[0, 256]`` of ``bbox``.
         bbox, crop_box: ``xywh`` in frame pixels.
         crop_size: ``S``, the crop side in pixels.
     """
-    bx, by, bw, bh = (float(v) for v in bbox)
-    dp_x = np.asarray(dp_x, dtype=np.float32)
-    dp_y = np.asarray(dp_y, dtype=np.float32)
-    frame_xy = np.stack([bx + dp_x / DP_GRID * bw, by + dp_y / DP_GRID * bh], axis=1)
-    return crop_coordinates(frame_xy, crop_box, crop_size)
+    return crop_coordinates(dp_to_pixels(dp_x, dp_y, bbox), crop_box, crop_size)
 
 
 def _grid_cells_under_crop(

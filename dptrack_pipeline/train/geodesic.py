@@ -49,6 +49,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dptrack_pipeline.shards.atomic import atomic_write
+
 NUM_SURFACE_PARTS = 24
 """DensePose surface parts ``1..24`` (``0`` is the background)."""
 
@@ -226,16 +228,15 @@ class GeodesicAssets:
         """Write the assets as one uncompressed ``.npz`` (``pdist`` cast to ``dtype``); the file
         is written under a temporary name and renamed."""
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(
-            tmp,
-            part_id=self.part_id.astype(np.int16),
-            u=self.uv[:, 0].astype(np.float32),
-            v=self.uv[:, 1].astype(np.float32),
-            index=(self.vertex + 1).astype(np.int32),
-            pdist=self.pdist.astype(dtype, copy=False),
-        )
-        os.replace(tmp, path)
+        with atomic_write(str(path)) as tmp, open(tmp, "wb") as f:
+            np.savez(
+                f,
+                part_id=self.part_id.astype(np.int16),
+                u=self.uv[:, 0].astype(np.float32),
+                v=self.uv[:, 1].astype(np.float32),
+                index=(self.vertex + 1).astype(np.int32),
+                pdist=self.pdist.astype(dtype, copy=False),
+            )
 
 
 def convert_assets(folder: str | os.PathLike, out_npz: str | os.PathLike) -> GeodesicAssets:
