@@ -39,7 +39,7 @@ def run_args(synth: Path, out: Path, *extra: str) -> list[str]:
 
 
 def test_help_teaches_every_command() -> None:
-    for cmd in ([], ["run"], ["inspect"], ["validate"], ["synth"], ["score"]):
+    for cmd in ([], ["run"], ["pairs"], ["inspect"], ["validate"], ["synth"], ["score"], ["train"]):
         result = invoke(*cmd, "--help")
         assert result.exit_code == 0 and "Usage" in result.output
     assert "PipelineOptions" in invoke("run", "--help").output
@@ -69,6 +69,20 @@ def test_run_inspect_score(synth: Path, tmp_path: Path) -> None:
     result = invoke("score", str(out), "--truth", str(synth))
     assert result.exit_code == 0, result.output
     assert "median" in result.output and "precision" in result.output
+
+    # A manifest whose counters do not add up: inspect says so and exits 1.
+    manifest = out / "dataset_info.json"
+    info["counters"]["instances_written"] += 1
+    manifest.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    result = invoke("inspect", str(out))
+    assert result.exit_code == 1
+    assert "COUNTERS DO NOT ADD UP" in result.output
+    assert "counters do not add up: instances_in" in result.output
+    # ... and a folder without a manifest is one line, not a traceback.
+    manifest.unlink()
+    result = CliRunner().invoke(main, ["inspect", str(out)])
+    assert result.exit_code == 1 and "has no dataset_info.json" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_run_refuses_to_overwrite_without_flag(synth: Path, tmp_path: Path) -> None:
