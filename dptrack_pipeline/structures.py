@@ -132,6 +132,7 @@ class PersonInstance:
     Arrays are float32. ``dp_*`` are empty (shape ``(0,)``) when the person has no DensePose points;
     ``dp_masks`` is ``None`` when it has no part masks, else a tuple of 14 COCO RLE dicts
     (``{"size": [256, 256], "counts": str}``; an empty dict or ``None`` entry = empty part).
+    ``head_box`` is PoseTrack's ``bbox_head`` (``xywh``) when the annotation has a valid one.
     """
 
     annotation_id: int
@@ -147,6 +148,7 @@ class PersonInstance:
     dp_U: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
     dp_V: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
     dp_masks: tuple[dict | None, ...] | None = None
+    head_box: Box | None = None
 
     @property
     def has_densepose(self) -> bool:

@@ -84,6 +84,15 @@ def test_reject_tables_match_the_reject_table() -> None:
         assert row[1] == ", ".join(reason.stages) and row[2] == ", ".join(reason.jobs), row
 
 
+def test_reference_section_is_the_generated_one() -> None:
+    from dptrack_pipeline.shards.reference import reference_markdown
+
+    assert reference_markdown() in README, (
+        "README's reference tables differ from schemas/: regenerate them with "
+        "python -m dptrack_pipeline.shards.reference"
+    )
+
+
 def test_every_path_the_readme_names_exists() -> None:
     roots = "dptrack_pipeline|pipelines|schemas|tests|benchmarks"
     paths = set(re.findall(rf"`((?:{roots})/[^`\s:]*)", README))

@@ -132,6 +132,10 @@ class ShardWriter(abc.ABC):
         """Top-level manifest fields of this job's schema besides the shared ones."""
         return {}
 
+    def fb_threshold(self) -> float:
+        """The forward-backward threshold the manifest records, in pixels."""
+        return float(self.config.fb_threshold)
+
     def manifest(self, files: list[dict], counters: dict[str, int]) -> dict:
         """``dataset_info.json`` from every file entry (sorted by name) and the summed counters."""
         c = self.config
@@ -141,7 +145,7 @@ class ShardWriter(abc.ABC):
             counters=counters,
             estimator=c.estimator,
             estimator_params=self._estimator_params,
-            fb_threshold=c.fb_threshold,
+            fb_threshold=self.fb_threshold(),
             offsets=[k for d in range(1, c.max_offset + 1) for k in (-d, d)],
             crop_size=c.crop_size,
             num_shards=self.num_shards,

@@ -122,3 +122,9 @@ class InstanceShardWriter(ShardWriter):
         files = write_instance_shard(self.out, shard, self.num_shards, records, size)
         files.append(write_rejects_shard(self.out, shard, self.num_shards, rejects))
         return files, {"instances_written": len(records), "instances_rejected": len(rejects)}
+
+    def fb_threshold(self) -> float:
+        return float(self.config.checks.fb_threshold)
+
+    def job_fields(self) -> dict[str, Any]:
+        return {"checks": {"preset": self.config.preset, **self.config.checks.to_dict()}}

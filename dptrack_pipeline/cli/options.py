@@ -189,11 +189,12 @@ def offsets_option(help_text: str) -> Decorator:
     return value("--offsets", DEFAULT_MAX_OFFSET, click.IntRange(1, 30), help_text)
 
 
-def fb_threshold_option(help_text: str) -> Decorator:
-    """``--fb-threshold PX`` (> 0)."""
-    return value(
-        "--fb-threshold", DEFAULT_FB_THRESHOLD, click.FloatRange(min=0, min_open=True), help_text
-    )
+def fb_threshold_option(help_text: str, default: float | None = DEFAULT_FB_THRESHOLD) -> Decorator:
+    """``--fb-threshold PX`` (> 0; ``default`` ``None``: the preset's)."""
+    kind = click.FloatRange(min=0, min_open=True)
+    if default is None:
+        return click.option("--fb-threshold", default=None, type=kind, help=help_text)
+    return value("--fb-threshold", default, kind, help_text)
 
 
 def crop_size_option(help_text: str) -> Decorator:

@@ -48,9 +48,34 @@ FlowNet2 on a GPU (the public checkpoint; weights loaded once per worker process
 @opt.output_options("Progress bar over windows (in-process runners).")
 @opt.flow_options
 @opt.offsets_option("K: propagate each labelled frame T to T-K..T+K.")
+@opt.value(
+    "--preset",
+    "measured",
+    click.Choice(["measured", "paper"]),
+    "Point checks: 'measured' = the setting measured best for the estimator on MPI-Sintel (DIS: "
+    "forward-backward 1 px + ZNCC >= 0 + chain 2 px; Farneback: forward-backward 4 px + ZNCC >= "
+    "0.2; others: as paper); 'paper' = Slim DensePose's 5 px forward-backward check alone. The "
+    "flags below override it.",
+)
 @opt.fb_threshold_option(
-    "Forward-backward check: drop a point whose forward-then-backward flow misses "
-    "its start by more than this many pixels."
+    "Forward-backward check: drop a point whose forward-then-backward flow misses its start by "
+    "more than this many pixels [default: the preset's].",
+    default=None,
+)
+@click.option(
+    "--photometric-check",
+    default=None,
+    metavar="zncc:T|none",
+    help="Drop a point whose 11x11 grey patches at T and at its moved position correlate "
+    "(ZNCC) below T, e.g. zncc:0.5 [default: the preset's].",
+)
+@click.option(
+    "--chain-check",
+    default=None,
+    metavar="PX|none",
+    help="Drop a point that lands more than PX pixels from where two legs through the "
+    "neighbouring target frame put it (adds one-step flows between targets) [default: the "
+    "preset's].",
 )
 @opt.shards_option("Number of output shards [default: about one per 500 instances].")
 @opt.crop_size_option("Side of the square person crops and crop flows stored in HDF5.")

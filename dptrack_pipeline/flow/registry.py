@@ -21,6 +21,9 @@ Design:
   first image to the second. :meth:`FlowEstimator.check_pairs` and
   :meth:`FlowEstimator.check_flows` enforce this with errors that say what was expected and what
   arrived; every implementation of ``estimate_batch`` calls them.
+* **Plugins register through entry points** of the group ``dptrack.estimators``
+  (:mod:`dptrack_pipeline.flow.plugins` says how), so other packages add estimators without
+  forking dptrack; :func:`available_estimators` and :func:`create_estimator` see them.
 
 Example:
     >>> from dptrack_pipeline.flow import create_estimator
@@ -42,6 +45,7 @@ import numpy as np
 ImagePair = tuple[np.ndarray, np.ndarray]
 
 _REGISTRY: dict[str, type[FlowEstimator]] = {}
+"""Built-in estimators and those registered with :func:`register_estimator`."""
 
 _E = TypeVar("_E", bound="type[FlowEstimator]")
 
@@ -241,21 +245,30 @@ def register_estimator(name: str) -> Callable[[_E], _E]:
 
 
 def available_estimators() -> list[str]:
-    """Sorted names of the registered estimators."""
-    return sorted(_REGISTRY)
+    """Sorted names of the estimators: built-in, registered and plugins (a broken plugin too: it
+    fails when requested)."""
+    from dptrack_pipeline.flow import plugins
+
+    return sorted(set(_REGISTRY) | set(plugins.discovered()))
 
 
 def create_estimator(name: str, **options: Any) -> FlowEstimator:
-    """Instantiate the estimator registered as ``name`` (not yet set up).
+    """Instantiate the estimator ``name`` (not yet set up): a built-in or registered one, else a
+    plugin (imported on first request).
 
     Raises:
         ValueError: for an unknown name (the message lists the available ones).
+        EstimatorPluginError: (a ``ValueError``) for a plugin that cannot be used.
         TypeError: for an unknown option (the message names it and the accepted ones).
     """
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown flow estimator {name!r}; available: {available_estimators()}"
-        ) from None
+    from dptrack_pipeline.flow import plugins
+
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        plugin = plugins.discovered().get(name)
+        if plugin is None:
+            raise ValueError(
+                f"unknown flow estimator {name!r}; available: {available_estimators()}"
+            )
+        cls = plugins.load(plugin)
     return cls(**options)

@@ -16,6 +16,7 @@ The reading rules themselves are stated in :mod:`~dptrack_pipeline.formats.dense
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Iterable
 
@@ -185,6 +186,15 @@ def _person(ann: dict, image: dict, densepose: bool) -> PersonInstance:
     """A validated annotation as a :class:`PersonInstance` (float32 arrays)."""
     keypoints = ann.get("keypoints")
     fields: dict = {}
+    head = ann.get("bbox_head")
+    if (
+        isinstance(head, (list, tuple))
+        and len(head) == 4
+        and all(isinstance(v, (int, float)) and math.isfinite(v) for v in head)
+        and head[2] > 0
+        and head[3] > 0
+    ):
+        fields["head_box"] = tuple(float(v) for v in head)
     if keypoints is not None:
         fields["keypoints"] = np.asarray(keypoints, dtype=np.float32).reshape(NUM_KEYPOINTS, 3)
     if densepose:

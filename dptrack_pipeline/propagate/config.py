@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dptrack_pipeline import settings
+from dptrack_pipeline.propagate.checks import DEFAULT_PRESET, Checks, resolve_checks
 
 TARGET_INSTANCES_PER_SHARD = 500
 """Automatic shard count aims at this many instances per shard (~100-400 MB of HDF5 at 256 px),
@@ -30,7 +31,12 @@ class PropagateConfig:
         estimator: flow estimator name in the registry (``dis``, ``farneback``, ...).
         estimator_options: keyword options of the estimator (e.g. ``{"preset": "fast"}``).
         max_offset: ``K``; targets are ``T ± 1..K``.
-        fb_threshold: forward-backward threshold in pixels (Slim DensePose: 5).
+        preset: the point checks' preset, ``measured`` or ``paper``
+            (:mod:`dptrack_pipeline.propagate.checks`).
+        fb_threshold: forward-backward threshold in pixels; ``None`` = the preset's.
+        photometric_check: ``"zncc:T"`` (keep points with ZNCC >= T) or ``"none"``; ``None`` =
+            the preset's.
+        chain_check: chain threshold in pixels or ``"none"``; ``None`` = the preset's.
         num_shards: number of output shards; ``None`` = one per
             :data:`TARGET_INSTANCES_PER_SHARD` planned instances.
         crop_size: side of the square person crops and crop flows in the HDF5 files.
@@ -44,7 +50,10 @@ class PropagateConfig:
     estimator: str = settings.DEFAULT_ESTIMATOR
     estimator_options: dict[str, Any] = field(default_factory=dict)
     max_offset: int = settings.DEFAULT_MAX_OFFSET
-    fb_threshold: float = settings.DEFAULT_FB_THRESHOLD
+    preset: str = DEFAULT_PRESET
+    fb_threshold: float | None = None
+    photometric_check: str | None = None
+    chain_check: float | str | None = None
     num_shards: int | None = None
     crop_size: int = settings.DEFAULT_CROP_SIZE
     progress: bool = False
@@ -52,9 +61,20 @@ class PropagateConfig:
     def __post_init__(self) -> None:
         settings.check_common(
             max_offset=self.max_offset,
-            fb_threshold=self.fb_threshold,
+            fb_threshold=self.checks.fb_threshold,  # resolving the checks validates them
             crop_size=self.crop_size,
             num_shards=self.num_shards,
+        )
+
+    @property
+    def checks(self) -> Checks:
+        """The point checks: the preset's for the estimator, with the given overrides."""
+        return resolve_checks(
+            self.preset,
+            self.estimator,
+            fb_threshold=self.fb_threshold,
+            photometric=self.photometric_check,
+            chain=self.chain_check,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -12,14 +12,16 @@ masks box-relative on the 256 grid.
 What moves and how:
 
 * **DensePose points** keep ``I, U, V``; each records ``dp_source_index`` (its index in the source
-  annotation). A point is dropped as ``outside`` when its moved position leaves the target frame
-  or the target box (``dp_x, dp_y`` must stay on the box's 0..256 grid), else as ``fb`` when its
-  forward-backward error exceeds the threshold.
-* **Keypoints** with ``v > 0`` get the same check; a dropped keypoint becomes ``(0, 0, 0)``.
+  annotation) and its quality scores (forward-backward error, photometric agreement, chain error:
+  :mod:`dptrack_pipeline.propagate.points`). A point is dropped as ``outside`` when its moved
+  position leaves the target frame or the target box (``dp_x, dp_y`` must stay on the box's
+  0..256 grid), else under the first check of :mod:`dptrack_pipeline.propagate.checks` it fails.
+* **Keypoints** with ``v > 0`` get the same checks; a dropped keypoint becomes ``(0, 0, 0)``.
 * **Part masks** are pulled, not pushed: every cell of the target box's 256x256 grid is sent back
   to the source frame with the backward flow and takes the source part label there (nearest).
-  Cells whose backward-then-forward round trip misses by more than the threshold become background,
-  so occluded or unreliable regions carry no label.
+  Cells whose backward-then-forward round trip misses by more than the forward-backward threshold
+  become background, so occluded or unreliable regions carry no label (the photometric and chain
+  checks are for points).
 * **The box** in the target frame is the annotated (PoseTrack) box of the same ``track_id`` when
   that frame has one. Otherwise it is derived from the motion: a per-axis scale-and-shift
   ``x' = a x + b`` is fitted by least squares to the kept correspondences (points and mask cells)
@@ -35,78 +37,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dptrack_pipeline.flow.consistency import track_grid, track_points
+from dptrack_pipeline.flow.consistency import track_grid
+from dptrack_pipeline.propagate.checks import Checks
+from dptrack_pipeline.propagate.points import (
+    DROPPED_CHAIN,
+    DROPPED_FB,
+    DROPPED_OUTSIDE,
+    DROPPED_PHOTO,
+    NO_EVIDENCE,
+    Evidence,
+    move_keypoints,
+    move_points,
+)
 from dptrack_pipeline.structures import DP_GRID, Box, dp_to_pixels, pixels_to_dp
-
-KEPT = 0
-DROPPED_FB = 1
-DROPPED_OUTSIDE = 2
 
 MAX_BOX_SCALE_CHANGE = 1.5
 MIN_BOX_SIDE = 2.0
-
-
-@dataclass(frozen=True)
-class PointStatus:
-    """Result of moving ``N`` points: ``moved`` (N, 2) float32 target-frame pixels, ``status``
-    (N,) uint8 with :data:`KEPT`, :data:`DROPPED_FB` or :data:`DROPPED_OUTSIDE`, and the
-    forward-backward ``error`` (N,) float32 in pixels."""
-
-    moved: np.ndarray
-    status: np.ndarray
-    error: np.ndarray
-
-    @property
-    def kept(self) -> np.ndarray:
-        return self.status == KEPT
-
-
-def move_points(
-    points: np.ndarray,
-    flow_fwd: np.ndarray,
-    flow_bwd: np.ndarray,
-    fb_threshold: float,
-    target_box: Box | None = None,
-) -> PointStatus:
-    """Move pixel points along ``flow_fwd`` and apply the forward-backward check.
-
-    Args:
-        points: ``(N, 2)`` float (x, y) source-frame pixels.
-        flow_fwd: ``(H, W, 2)`` flow source -> target.
-        flow_bwd: ``(H, W, 2)`` flow target -> source (same size: frames of one video).
-        fb_threshold: maximal forward-backward error in pixels.
-        target_box: when given, points landing outside this ``xywh`` box are ``outside`` too.
-    """
-    points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
-    track = track_points(points, flow_fwd, flow_bwd)
-    outside = ~track.inside
-    if target_box is not None:
-        x0, y0, w, h = target_box
-        mx, my = track.moved[:, 0], track.moved[:, 1]
-        outside |= (mx < x0) | (mx > x0 + w) | (my < y0) | (my > y0 + h)
-    status = np.full(len(points), KEPT, dtype=np.uint8)
-    status[track.error > fb_threshold] = DROPPED_FB
-    status[outside] = DROPPED_OUTSIDE
-    return PointStatus(moved=track.moved.astype(np.float32), status=status, error=track.error)
-
-
-def move_keypoints(
-    keypoints: np.ndarray, flow_fwd: np.ndarray, flow_bwd: np.ndarray, fb_threshold: float
-) -> np.ndarray:
-    """Move ``(17, 3)`` keypoints ``(x, y, v)``; absent or dropped ones become ``(0, 0, 0)``.
-
-    Visible flags ``v`` of kept keypoints are preserved.
-    """
-    keypoints = np.asarray(keypoints, dtype=np.float32).reshape(-1, 3)
-    out = np.zeros_like(keypoints)
-    present = keypoints[:, 2] > 0
-    if not present.any():
-        return out
-    result = move_points(keypoints[present, :2], flow_fwd, flow_bwd, fb_threshold)
-    idx = np.flatnonzero(present)[result.kept]
-    out[idx, :2] = result.moved[result.kept]
-    out[idx, 2] = keypoints[idx, 2]
-    return out
 
 
 def grid_cell_centres(box: Box, grid: int = DP_GRID) -> np.ndarray:
@@ -207,7 +153,9 @@ class PropagatedInstance:
     """One person moved into a target frame (target-frame pixels, target box grid).
 
     ``dp_*`` hold the kept points only; ``dp_source_index`` their indices in the source
-    annotation; ``part_labels`` is ``(256, 256)`` uint8 or ``None`` when the source had no masks.
+    annotation; ``dp_fb_error``, ``dp_photo``, ``dp_chain_error`` their scores (px, ZNCC, px; NaN
+    where not computed); ``part_labels`` is ``(256, 256)`` uint8 or ``None`` when the source had
+    no masks; ``kp_fb_error`` and ``kp_photo`` are ``(17,)`` (NaN where absent or dropped).
     ``box_source`` is ``"posetrack"`` (the given target box) or ``"derived"``.
     """
 
@@ -220,10 +168,17 @@ class PropagatedInstance:
     dp_U: np.ndarray
     dp_V: np.ndarray
     dp_source_index: np.ndarray
+    dp_fb_error: np.ndarray
+    dp_photo: np.ndarray
+    dp_chain_error: np.ndarray
     part_labels: np.ndarray | None
+    kp_fb_error: np.ndarray
+    kp_photo: np.ndarray
     points_in: int
     points_dropped_fb: int
     points_dropped_outside: int
+    points_dropped_photo: int = 0
+    points_dropped_chain: int = 0
 
     @property
     def points_kept(self) -> int:
@@ -242,8 +197,9 @@ def propagate_person(
     part_labels: np.ndarray | None,
     flow_fwd: np.ndarray,
     flow_bwd: np.ndarray,
-    fb_threshold: float,
+    checks: Checks,
     target_box: Box | None = None,
+    evidence: Evidence = NO_EVIDENCE,
 ) -> PropagatedInstance | None:
     """Propagate one annotated person from its source frame into a target frame.
 
@@ -253,8 +209,9 @@ def propagate_person(
         dp_x, dp_y, dp_I, dp_U, dp_V: ``(N,)`` DensePose points (box-relative 256 grid).
         part_labels: ``(256, 256)`` uint8 part map on ``source_box``, or ``None``.
         flow_fwd, flow_bwd: ``(H, W, 2)`` flows source -> target and target -> source.
-        fb_threshold: forward-backward threshold in pixels.
+        checks: the point checks (boxes and masks use their forward-backward part).
         target_box: the annotated box of the same track in the target frame, if any.
+        evidence: grey frames and chain legs for the photometric and chain scores.
 
     Returns:
         The propagated instance, or ``None`` when no box can be derived for the target frame
@@ -271,13 +228,13 @@ def propagate_person(
         if part_labels is not None:
             corr_src.append(mask_cell_points(part_labels, source_box))
         src = np.concatenate(corr_src, axis=0) if corr_src else np.zeros((0, 2), np.float32)
-        moved = move_points(src, flow_fwd, flow_bwd, fb_threshold)
+        moved = move_points(src, flow_fwd, flow_bwd, checks.fb_only)
         target_box = fit_box_motion(
             source_box, src[moved.kept], moved.moved[moved.kept], (width, height)
         )
         if target_box is None:
             return None
-    result = move_points(points, flow_fwd, flow_bwd, fb_threshold, target_box=target_box)
+    result = move_points(points, flow_fwd, flow_bwd, checks, target_box, evidence)
     kept = result.kept
     new_x, new_y = pixels_to_dp(result.moved[kept], target_box)
     # Points exactly on the box edge can round a hair outside the grid.
@@ -286,20 +243,28 @@ def propagate_person(
     labels = None
     if part_labels is not None:
         labels = warp_part_labels(
-            part_labels, source_box, target_box, flow_fwd, flow_bwd, fb_threshold
+            part_labels, source_box, target_box, flow_fwd, flow_bwd, checks.fb_threshold
         )
+    keypoints_moved = move_keypoints(keypoints, flow_fwd, flow_bwd, checks, evidence)
     return PropagatedInstance(
         bbox=tuple(float(v) for v in target_box),
         box_source=box_source,
-        keypoints=move_keypoints(keypoints, flow_fwd, flow_bwd, fb_threshold),
+        keypoints=keypoints_moved.keypoints,
         dp_x=new_x,
         dp_y=new_y,
         dp_I=np.asarray(dp_I)[kept],
         dp_U=np.asarray(dp_U, dtype=np.float32)[kept],
         dp_V=np.asarray(dp_V, dtype=np.float32)[kept],
         dp_source_index=np.flatnonzero(kept).astype(np.int32),
+        dp_fb_error=result.error[kept],
+        dp_photo=result.photo[kept],
+        dp_chain_error=result.chain[kept],
         part_labels=labels,
+        kp_fb_error=keypoints_moved.fb_error,
+        kp_photo=keypoints_moved.photo,
         points_in=int(len(points)),
-        points_dropped_fb=int((result.status == DROPPED_FB).sum()),
-        points_dropped_outside=int((result.status == DROPPED_OUTSIDE).sum()),
+        points_dropped_fb=result.dropped(DROPPED_FB),
+        points_dropped_outside=result.dropped(DROPPED_OUTSIDE),
+        points_dropped_photo=result.dropped(DROPPED_PHOTO),
+        points_dropped_chain=result.dropped(DROPPED_CHAIN),
     )

@@ -42,12 +42,13 @@ class TaskPlan:
     counters: dict[str, int] = field(default_factory=dict)
 
 
-def build_window_tasks(aset: AnnotationSet, max_offset: int) -> TaskPlan:
+def build_window_tasks(aset: AnnotationSet, max_offset: int, chain: bool = False) -> TaskPlan:
     """Plan every video of ``aset`` into window tasks.
 
     Args:
         aset: validated annotations (DensePose sources, persons for target boxes, rejects).
         max_offset: ``K``.
+        chain: plan the chain check's one-step flows too.
     """
     rejects = list(aset.rejects)
     persons = aset.person_index()
@@ -82,7 +83,7 @@ def build_window_tasks(aset: AnnotationSet, max_offset: int) -> TaskPlan:
         video = aset.videos[video_id]
         by_index = sources_by_video[video_id]
         n = len(video.frames)
-        for window in plan_windows(video_id, n, by_index.keys(), max_offset):
+        for window in plan_windows(video_id, n, by_index.keys(), max_offset, chain):
             window_persons = {}
             for i in window.frames:
                 ref = video.frames[i]
@@ -90,7 +91,7 @@ def build_window_tasks(aset: AnnotationSet, max_offset: int) -> TaskPlan:
                     person = persons.get((video_id, ref.frame_id, track_id))
                     if person is not None:
                         window_persons[(i, track_id)] = TargetPerson(
-                            bbox=person.bbox, keypoints=person.keypoints
+                            bbox=person.bbox, keypoints=person.keypoints, head_box=person.head_box
                         )
             window_sources = {
                 s: tuple(sorted(by_index[s], key=lambda p: (p.track_id, p.annotation_id)))
@@ -142,7 +143,7 @@ def prepare(config: PropagateConfig) -> PreparedRun:
     aset = load_densepose_posetrack(config.annotations)
     if config.posetrack:
         aset = merge_posetrack18(aset, load_many(list(config.posetrack)))
-    plan = build_window_tasks(aset, config.max_offset)
+    plan = build_window_tasks(aset, config.max_offset, chain=config.checks.chain is not None)
     num_shards = config.num_shards or max(
         1, math.ceil(plan.counters["instances_in"] / TARGET_INSTANCES_PER_SHARD)
     )

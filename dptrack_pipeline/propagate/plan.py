@@ -14,6 +14,11 @@ merged into one window. Windows of one video then share no frame, so
   check of ``T'``);
 * every frame is decoded in exactly one window.
 
+With the chain check on (:mod:`dptrack_pipeline.propagate.checks`), each target ``t`` also needs
+the one-step flow from its chain neighbour ``d`` (:func:`chain_neighbour`) to ``t``; the flow
+``T -> d`` is already there (``d`` is a target too). :func:`source_pairs` lists a source's flows
+either way.
+
 Inside a window, :func:`schedule_window` orders the work source by source with the shared
 :func:`~dptrack_pipeline.schedule.schedule_sources`, so a long window (e.g. every 4th frame
 labelled) keeps only about ``2K + 1`` frames and ``4K`` flows in memory at once.
@@ -52,8 +57,35 @@ class Window:
         return f"{self.video_id}:{self.frames[0]}-{self.frames[-1]}"
 
 
+def chain_neighbour(source: int, target: int, num_frames: int, max_offset: int) -> int | None:
+    """The frame a target's chain goes through: ``t - sign(k)`` for ``|k| >= 2``, ``T + 2 sign(k)``
+    for ``|k| = 1`` (``k = t - T``); ``None`` when that frame is not another target of the source
+    (outside the video or beyond ``T ± K``)."""
+    k = target - source
+    if k == 0:
+        raise ValueError("a source is not its own target")
+    step = 1 if k > 0 else -1
+    middle = target - step if abs(k) >= 2 else source + 2 * step
+    if middle == source or abs(middle - source) > max_offset or not 0 <= middle < num_frames:
+        return None
+    return middle
+
+
+def source_pairs(source: int, num_frames: int, max_offset: int, chain: bool = False) -> list[Pair]:
+    """Directed flows a labelled frame needs: those of
+    :func:`~dptrack_pipeline.schedule.required_pairs`, plus ``(d, t)`` for every target ``t`` with
+    a chain neighbour ``d`` when ``chain``."""
+    pairs = required_pairs(source, num_frames, max_offset)
+    if chain:
+        for t in target_indices(source, num_frames, max_offset):
+            middle = chain_neighbour(source, t, num_frames, max_offset)
+            if middle is not None:
+                pairs.append((middle, t))
+    return pairs
+
+
 def plan_windows(
-    video_id: str, num_frames: int, sources: Iterable[int], max_offset: int
+    video_id: str, num_frames: int, sources: Iterable[int], max_offset: int, chain: bool = False
 ) -> list[Window]:
     """Cut a video's labelled frames into independent windows (see module docstring).
 
@@ -62,6 +94,7 @@ def plan_windows(
         num_frames: number of frames in the video.
         sources: positions of labelled frames (duplicates allowed; out-of-range ones ignored).
         max_offset: ``K``, the largest ``|offset|``.
+        chain: plan the chain check's one-step flows too.
     """
     if max_offset < 0:
         raise ValueError(f"max_offset must be >= 0, got {max_offset}")
@@ -78,7 +111,7 @@ def plan_windows(
         pairs: set[Pair] = set()
         frames: set[int] = set(group)
         for s in group:
-            for a, b in required_pairs(s, num_frames, max_offset):
+            for a, b in source_pairs(s, num_frames, max_offset, chain):
                 pairs.add((a, b))
                 frames.update((a, b))
         windows.append(
@@ -92,10 +125,12 @@ def plan_windows(
     return windows
 
 
-def schedule_window(window: Window, num_frames: int, max_offset: int) -> list[Step]:
+def schedule_window(
+    window: Window, num_frames: int, max_offset: int, chain: bool = False
+) -> list[Step]:
     """Order a window's work source by source with the earliest possible release of memory
     (:func:`~dptrack_pipeline.schedule.schedule_sources` with the frames and flows of
-    :func:`~dptrack_pipeline.schedule.required_pairs`).
+    :func:`source_pairs`).
 
     Every frame in ``window.frames`` is decoded in exactly one step and every pair in
     ``window.pairs`` computed in exactly one step (checked by the tests).
@@ -103,16 +138,18 @@ def schedule_window(window: Window, num_frames: int, max_offset: int) -> list[St
     return schedule_sources(
         window.sources,
         lambda s: (s, *target_indices(s, num_frames, max_offset)),
-        lambda s: required_pairs(s, num_frames, max_offset),
+        lambda s: source_pairs(s, num_frames, max_offset, chain),
     )
 
 
 @dataclass(frozen=True)
 class TargetPerson:
-    """An annotated person (box and keypoints) in a frame, to box a propagated instance."""
+    """An annotated person in a frame: its box boxes a propagated instance, its keypoints (and
+    head box) measure how well the propagated keypoints agree."""
 
     bbox: Box
     keypoints: np.ndarray
+    head_box: Box | None = None
 
 
 @dataclass(frozen=True)

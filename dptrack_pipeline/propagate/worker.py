@@ -20,20 +20,28 @@ from dataclasses import dataclass
 import numpy as np
 
 from dptrack_pipeline.crops import crop_flow, crop_image
+from dptrack_pipeline.flow.quality import grey
 from dptrack_pipeline.flow.registry import FlowEstimator
 from dptrack_pipeline.formats.rle import decode_part_masks, encode_part_masks
 from dptrack_pipeline.frames import FrameDecodeError, VideoReaders, resolve_frame
+from dptrack_pipeline.propagate.agreement import NOT_COMPARED, head_size, keypoint_agreement
+from dptrack_pipeline.propagate.checks import Checks
 from dptrack_pipeline.propagate.labels import propagate_person
-from dptrack_pipeline.propagate.plan import WindowTask, schedule_window
+from dptrack_pipeline.propagate.plan import WindowTask, chain_neighbour, schedule_window
+from dptrack_pipeline.propagate.points import Evidence
+from dptrack_pipeline.propagate.rows import propagated_row, source_row
 from dptrack_pipeline.rejects import (
     FRAME_SIZE_MISMATCH,
+    NO_POINTS_KEPT,
+    NOTHING_SURVIVED,
+    SOURCE_FRAME_UNREADABLE,
     STAGE_DECODE,
     STAGE_PROPAGATE,
     reject_row,
 )
 from dptrack_pipeline.schedule import Held, target_indices, walk_schedule
 from dptrack_pipeline.shards import ShardRecord
-from dptrack_pipeline.structures import Box, FrameRef, PersonInstance
+from dptrack_pipeline.structures import PersonInstance
 
 
 @dataclass(frozen=True)
@@ -54,56 +62,9 @@ class WindowSettings:
 
     frames_root: str
     max_offset: int
-    fb_threshold: float
+    checks: Checks
     crop_size: int
     estimator: str
-
-
-def _row(
-    person: PersonInstance,
-    frame: FrameRef,
-    source_frame: FrameRef,
-    settings: WindowSettings,
-    *,
-    bbox: Box,
-    box_source: str,
-    keypoints: np.ndarray,
-    dp: tuple[np.ndarray, ...],
-    dp_source_index: np.ndarray,
-    masks: tuple[str, ...],
-    valid_fraction: float,
-    counts: tuple[int, int, int],
-) -> dict:
-    dp_x, dp_y, dp_I, dp_U, dp_V = dp
-    return {
-        "video_id": person.video_id,
-        "frame_id": int(frame.frame_id),
-        "frame_index": int(frame.index),
-        "image_file": frame.image_file,
-        "image_id": int(frame.image_id),
-        "track_id": int(person.track_id),
-        "annotation_id": int(person.annotation_id),
-        "source_frame_id": int(source_frame.frame_id),
-        "source_frame_index": int(source_frame.index),
-        "offset": int(frame.index - source_frame.index),
-        "bbox": [float(v) for v in bbox],
-        "box_source": box_source,
-        "keypoints": np.asarray(keypoints, np.float32).reshape(-1).tolist(),
-        "dp_x": np.asarray(dp_x, np.float32).tolist(),
-        "dp_y": np.asarray(dp_y, np.float32).tolist(),
-        "dp_I": np.asarray(dp_I).astype(np.uint8).tolist(),
-        "dp_U": np.asarray(dp_U, np.float32).tolist(),
-        "dp_V": np.asarray(dp_V, np.float32).tolist(),
-        "dp_source_index": np.asarray(dp_source_index, np.int32).tolist(),
-        "dp_masks": list(masks),
-        "crop_box": [float(v) for v in bbox],
-        "flow_valid_fraction": float(valid_fraction),
-        "estimator": settings.estimator,
-        "fb_threshold": float(settings.fb_threshold),
-        "points_in": int(counts[0]),
-        "points_dropped_fb": int(counts[1]),
-        "points_dropped_outside": int(counts[2]),
-    }
 
 
 def _reject(
@@ -143,8 +104,8 @@ def process_window(
     ``readers`` keeps video files open between windows, so windows of one video processed in
     order decode it front to back once (see :class:`~dptrack_pipeline.frames.VideoReaders`).
 
-    Counters: ``frames_decoded``, ``frames_failed``, ``flows_computed``, ``points_in``,
-    ``points_kept``, ``points_dropped_fb``, ``points_dropped_outside``.
+    Counters: ``frames_decoded``, ``frames_failed``, ``flows_computed`` and
+    :data:`POINT_COUNTERS`.
     """
 
     def locate(index: int):
@@ -161,7 +122,8 @@ def process_window(
             )
         return None
 
-    steps = schedule_window(task.window, task.num_frames, settings.max_offset)
+    chain = settings.checks.chain is not None
+    steps = schedule_window(task.window, task.num_frames, settings.max_offset, chain)
     for step, held in walk_schedule(steps, locate, estimator, counters, readers, check_size):
         yield from _propagate_source(task, step.source, held, settings, counters)
 
@@ -173,10 +135,10 @@ def _propagate_source(
     settings: WindowSettings,
     counters: Counter,
 ) -> Iterator[InstanceOutput | RejectOutput]:
-    frames, failed, flows = held.frames, held.failed, held.flows
+    frames, failed = held.frames, held.failed
     source_ref = task.frames[source]
     targets = target_indices(source, task.num_frames, settings.max_offset)
-    size = settings.crop_size
+    size, estimator, checks = settings.crop_size, settings.estimator, settings.checks
     for person in task.sources.get(source, ()):
         if source in failed:
             err = failed[source]
@@ -184,111 +146,123 @@ def _propagate_source(
             for t in targets:
                 yield _reject(
                     person,
-                    "source_frame_unreadable",
+                    SOURCE_FRAME_UNREADABLE,
                     f"source frame {source_ref.image_file} could not be decoded ({err.reason})",
                     t - source,
                     task.frames[t].frame_id,
                 )
             continue
-        source_image = frames[source]
         labels = decode_part_masks(person.dp_masks) if person.dp_masks is not None else None
-        dp = (person.dp_x, person.dp_y, person.dp_I, person.dp_U, person.dp_V)
         yield InstanceOutput(
             person.video_id,
             ShardRecord(
-                row=_row(
-                    person,
-                    source_ref,
-                    source_ref,
-                    settings,
-                    bbox=person.bbox,
-                    box_source="annotation",
-                    keypoints=person.keypoints,
-                    dp=dp,
-                    dp_source_index=np.arange(person.dp_x.size),
-                    masks=_mask_counts(labels),
-                    valid_fraction=float("nan"),
-                    counts=(0, 0, 0),
-                ),
-                crop=crop_image(source_image, person.bbox, size),
-                flow=None,
-                valid=None,
+                row=source_row(person, source_ref, estimator, checks, _mask_counts(labels)),
+                crop=crop_image(frames[source], person.bbox, size),
             ),
         )
         for t in targets:
-            target_ref = task.frames[t]
-            offset = t - source
             if t in failed:
                 err = failed[t]
+                offset = t - source
                 yield _reject(
-                    person, err.reason, f"target frame: {err}", offset, target_ref.frame_id
+                    person, err.reason, f"target frame: {err}", offset, task.frames[t].frame_id
                 )
                 continue
-            flow_fwd, flow_bwd = flows[(source, t)], flows[(t, source)]
-            given = task.persons.get((t, person.track_id))
-            moved = propagate_person(
-                source_box=person.bbox,
-                keypoints=person.keypoints,
-                dp_x=person.dp_x,
-                dp_y=person.dp_y,
-                dp_I=person.dp_I,
-                dp_U=person.dp_U,
-                dp_V=person.dp_V,
-                part_labels=labels,
-                flow_fwd=flow_fwd,
-                flow_bwd=flow_bwd,
-                fb_threshold=settings.fb_threshold,
-                target_box=given.bbox if given is not None else None,
-            )
-            if moved is None:
-                yield _reject(
-                    person,
-                    "nothing_survived",
-                    "no point or mask cell passed the forward-backward check; no box to derive",
-                    offset,
-                    target_ref.frame_id,
-                )
-                continue
-            counters["points_in"] += moved.points_in
-            counters["points_kept"] += moved.points_kept
-            counters["points_dropped_fb"] += moved.points_dropped_fb
-            counters["points_dropped_outside"] += moved.points_dropped_outside
-            if moved.points_kept == 0 and person.dp_x.size > 0:
-                yield _reject(
-                    person,
-                    "no_points_kept",
-                    f"all {moved.points_in} points dropped ({moved.points_dropped_fb} by the "
-                    f"forward-backward check, {moved.points_dropped_outside} outside)",
-                    offset,
-                    target_ref.frame_id,
-                )
-                continue
-            cflow, cvalid = crop_flow(
-                flow_fwd, flow_bwd, person.bbox, moved.bbox, size, settings.fb_threshold
-            )
-            yield InstanceOutput(
-                person.video_id,
-                ShardRecord(
-                    row=_row(
-                        person,
-                        target_ref,
-                        source_ref,
-                        settings,
-                        bbox=moved.bbox,
-                        box_source=moved.box_source,
-                        keypoints=moved.keypoints,
-                        dp=(moved.dp_x, moved.dp_y, moved.dp_I, moved.dp_U, moved.dp_V),
-                        dp_source_index=moved.dp_source_index,
-                        masks=_mask_counts(moved.part_labels),
-                        valid_fraction=float(cvalid.mean()),
-                        counts=(
-                            moved.points_in,
-                            moved.points_dropped_fb,
-                            moved.points_dropped_outside,
-                        ),
-                    ),
-                    crop=crop_image(frames[t], moved.bbox, size),
-                    flow=cflow,
-                    valid=cvalid,
-                ),
-            )
+            yield _propagate_to(task, person, labels, (source, t), held, settings, counters)
+
+
+POINT_COUNTERS = (
+    "points_in",
+    "points_kept",
+    "points_dropped_fb",
+    "points_dropped_outside",
+    "points_dropped_photo",
+    "points_dropped_chain",
+)
+"""Counters of propagated points (``points_in`` = kept + every dropped reason)."""
+
+
+def _propagate_to(
+    task: WindowTask,
+    person: PersonInstance,
+    labels: np.ndarray | None,
+    pair: tuple[int, int],
+    held: Held,
+    settings: WindowSettings,
+    counters: Counter,
+) -> InstanceOutput | RejectOutput:
+    """``person`` of the source frame moved into one target frame: its row, or why not."""
+    source, target = pair
+    frames, flows = held.frames, held.flows
+    target_ref = task.frames[target]
+    offset = target - source
+    checks = settings.checks
+    flow_fwd, flow_bwd = flows[(source, target)], flows[(target, source)]
+    given = task.persons.get((target, person.track_id))
+    middle = None
+    if checks.chain is not None:
+        middle = chain_neighbour(source, target, task.num_frames, settings.max_offset)
+    evidence = Evidence(
+        source_grey=grey(frames[source]),
+        target_grey=grey(frames[target]),
+        first_leg=None if middle is None else flows.get((source, middle)),
+        second_leg=None if middle is None else flows.get((middle, target)),
+    )
+    moved = propagate_person(
+        source_box=person.bbox,
+        keypoints=person.keypoints,
+        dp_x=person.dp_x,
+        dp_y=person.dp_y,
+        dp_I=person.dp_I,
+        dp_U=person.dp_U,
+        dp_V=person.dp_V,
+        part_labels=labels,
+        flow_fwd=flow_fwd,
+        flow_bwd=flow_bwd,
+        checks=checks,
+        target_box=given.bbox if given is not None else None,
+        evidence=evidence,
+    )
+    if moved is None:
+        return _reject(
+            person,
+            NOTHING_SURVIVED,
+            "no point or mask cell passed the forward-backward check; no box to derive",
+            offset,
+            target_ref.frame_id,
+        )
+    for name in POINT_COUNTERS:
+        counters[name] += getattr(moved, name)
+    if moved.points_kept == 0 and person.dp_x.size > 0:
+        return _reject(
+            person,
+            NO_POINTS_KEPT,
+            f"all {moved.points_in} points dropped ({moved.points_dropped_fb} by the "
+            f"forward-backward check, {moved.points_dropped_photo} photometric, "
+            f"{moved.points_dropped_chain} chain, {moved.points_dropped_outside} outside)",
+            offset,
+            target_ref.frame_id,
+        )
+    size = settings.crop_size
+    cflow, cvalid = crop_flow(
+        flow_fwd, flow_bwd, person.bbox, moved.bbox, size, checks.fb_threshold
+    )
+    agreement = NOT_COMPARED
+    if given is not None:
+        scale = head_size(given.head_box, given.bbox)
+        agreement = keypoint_agreement(moved.keypoints, given.keypoints, scale)
+    row = propagated_row(
+        person,
+        target_ref,
+        task.frames[source],
+        settings.estimator,
+        checks,
+        moved,
+        _mask_counts(moved.part_labels),
+        float(cvalid.mean()),
+        agreement,
+    )
+    crop = crop_image(frames[target], moved.bbox, size)
+    return InstanceOutput(
+        person.video_id, ShardRecord(row=row, crop=crop, flow=cflow, valid=cvalid)
+    )

@@ -55,7 +55,7 @@ from dptrack_pipeline.shards.reader import (
     read_rejects,
 )
 from dptrack_pipeline.shards.schema import (
-    SCHEMA_VERSION,
+    current_version,
     load_hdf5_schema,
     load_json_schema,
     load_parquet_schema,
@@ -69,7 +69,6 @@ __all__ = [
     "PREFIX_REJECTS",
     "RECORD_SORT_KEY",
     "REQUIRED_COUNTERS",
-    "SCHEMA_VERSION",
     "DenseReader",
     "SchemaMismatchError",
     "ShardRecord",
@@ -77,6 +76,7 @@ __all__ = [
     "atomic_write",
     "build_dataset_info",
     "counter_problems",
+    "current_version",
     "file_digest",
     "list_shards",
     "load_hdf5_schema",

@@ -5,7 +5,8 @@ Counters travel through the pipeline as data and are summed exactly, so the numb
 
 * **Sums** (:data:`COUNTER_SUMS`): what came in equals what went out, e.g. for ``run``
   ``instances_in = instances_written + instances_rejected`` and
-  ``points_in = points_kept + points_dropped_fb + points_dropped_outside``; for ``pairs``
+  ``points_in = points_kept + points_dropped_fb + points_dropped_outside + points_dropped_photo +
+  points_dropped_chain``; for ``pairs``
   ``pairs_planned = pairs_written + pairs_rejected`` and the same for videos and people rows.
 * **Row totals** (:data:`ROW_TOTALS`): the counters equal the rows the files hold, e.g.
   ``instances_written`` equals the rows of the instance shards (and the crops of the dense
@@ -60,7 +61,16 @@ REQUIRED_PAIRS_COUNTERS = (
 COUNTER_SUMS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     KIND_RUN: (
         ("instances_in", ("instances_written", "instances_rejected")),
-        ("points_in", ("points_kept", "points_dropped_fb", "points_dropped_outside")),
+        (
+            "points_in",
+            (
+                "points_kept",
+                "points_dropped_fb",
+                "points_dropped_outside",
+                "points_dropped_photo",
+                "points_dropped_chain",
+            ),
+        ),
     ),
     KIND_PAIRS: (
         ("pairs_planned", ("pairs_written", "pairs_rejected")),

@@ -51,7 +51,7 @@ from collections.abc import Sequence
 import h5py
 import numpy as np
 
-from dptrack_pipeline.shards.schema import SCHEMA_VERSION, load_hdf5_schema, resolve_shape
+from dptrack_pipeline.shards.schema import current_version, load_hdf5_schema, resolve_shape
 
 HDF5_LIBVER = ("v110", "v110")
 """Pinned HDF5 file-format bounds (readable by HDF5 >= 1.10, i.e. since 2016)."""
@@ -106,7 +106,7 @@ class PackedChunk:
 
 
 def _dataset_spec(name: str) -> dict:
-    doc = load_hdf5_schema(DENSE_SCHEMA_NAME, SCHEMA_VERSION)
+    doc = load_hdf5_schema(DENSE_SCHEMA_NAME)
     for spec in doc["datasets"]:
         if spec["name"] == name:
             return spec
@@ -182,11 +182,11 @@ def write_dense_file(
             else:
                 checkers[name](item, crop_size, what=f"{name}[{i}]")
 
-    doc = load_hdf5_schema(DENSE_SCHEMA_NAME, SCHEMA_VERSION)
+    doc = load_hdf5_schema(DENSE_SCHEMA_NAME)
     dims = {"N": len(crops), "M": len(flows), "S": crop_size}
     attrs = {
         "schema_name": DENSE_SCHEMA_NAME,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": current_version(DENSE_SCHEMA_NAME),
         "crop_size": crop_size,
         "num_crops": len(crops),
         "num_flows": len(flows),

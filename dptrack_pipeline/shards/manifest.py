@@ -35,7 +35,7 @@ import numpy as np
 from dptrack_pipeline.shards import naming
 from dptrack_pipeline.shards.atomic import atomic_write, is_remote, join_path
 from dptrack_pipeline.shards.counters import KIND_PAIRS, KIND_RUN
-from dptrack_pipeline.shards.schema import SCHEMA_VERSION, load_json_schema
+from dptrack_pipeline.shards.schema import current_version, load_json_schema
 
 CONVENTIONS = {
     "dp_x_convention": "pixel_x = bbox_x + dp_x / 256 * bbox_w (same for y)",
@@ -53,9 +53,10 @@ CONVENTIONS = {
         "v = 0 means absent or dropped"
     ),
     "flow_convention": (
-        "flows[k]: (S, S, 2) float32, channel 0 = x, from the source crop to the target crop in "
-        "target-crop pixels: the value at source-crop pixel (c, r) is its position in the target "
-        "crop minus (c, r) (crop pixel centres on integer coordinates); valid[k] is 1 where the "
+        "flows[k]: (S, S, 2) float32 (stored float16), channel 0 = x, from the source crop to "
+        "the target crop in target-crop pixels: the value at source-crop pixel (c, r) is its "
+        "position in the target crop minus (c, r) (crop pixel centres on integer coordinates); "
+        "valid[k] is 1 where the "
         "forward-backward check passed and the target lies inside the frame"
     ),
     "crop_convention": (
@@ -235,8 +236,8 @@ def build_dataset_info(
     entries, totals = _entries_and_totals(files, num_shards, kinds)
     versions = library_versions()
     info = {
-        "schema_version": SCHEMA_VERSION,
-        "schemas": {name: SCHEMA_VERSION for name in kinds},
+        "schema_version": current_version(_KINDS[kind][2]),
+        "schemas": {name: current_version(name) for name in kinds},
         "code_version": versions["dptrack"],
         "versions": versions,
         "estimator": str(estimator),

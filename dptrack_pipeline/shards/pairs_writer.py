@@ -27,7 +27,7 @@ from dptrack_pipeline.shards import naming
 from dptrack_pipeline.shards.columns import build_table
 from dptrack_pipeline.shards.files import write_parquet_table, write_shard_file
 from dptrack_pipeline.shards.hdf5_writer import write_dense_file
-from dptrack_pipeline.shards.schema import SCHEMA_VERSION, load_parquet_schema
+from dptrack_pipeline.shards.schema import load_parquet_schema
 
 PAIRS_SCHEMA = "pairs"
 PAIR_SORT_KEY = ("video_id", "frame_a", "person", "offset")
@@ -87,7 +87,7 @@ def write_pairs_shard(
     Raises:
         ValueError: a missing crop, a duplicate sort key, or a malformed row (nothing written).
     """
-    schema = load_parquet_schema(PAIRS_SCHEMA, SCHEMA_VERSION)
+    schema = load_parquet_schema(PAIRS_SCHEMA)
     caller_columns = [c for c in schema.names if c not in WRITER_COLUMNS]
     dense_name = naming.shard_filename(
         naming.PREFIX_DENSE, shard_index, num_shards, naming.EXT_HDF5

@@ -51,7 +51,7 @@ from dptrack_pipeline.shards.hdf5_writer import (
     pack_chunk,
     write_dense_file,
 )
-from dptrack_pipeline.shards.schema import SCHEMA_VERSION, load_parquet_schema
+from dptrack_pipeline.shards.schema import load_parquet_schema
 
 INSTANCES_SCHEMA = "instances"
 REJECTS_SCHEMA = "rejects"
@@ -86,6 +86,10 @@ NUM_KEYPOINT_VALUES = 51
 NUM_MASKS = 14
 MAX_PART_INDEX = 24
 DP_COLUMNS = ("dp_x", "dp_y", "dp_I", "dp_U", "dp_V", "dp_source_index")
+DP_QUALITY_COLUMNS = ("dp_fb_error", "dp_photo", "dp_chain_error")
+"""Per-point quality (instances v2): one value per kept point, like :data:`DP_COLUMNS`."""
+KEYPOINT_QUALITY_COLUMNS = ("kp_fb_error", "kp_photo", "kp_posetrack_error")
+"""Per-keypoint quality (instances v2): 17 values each."""
 
 EMPTY_MASK_COUNTS = "PPP2"
 """COCO compressed RLE ``counts`` of an all-zero 256x256 mask (what ``pycocotools.mask.encode``
@@ -133,7 +137,7 @@ def pack_record(record: ShardRecord, crop_size: int) -> ShardRecord:
 
 def instance_row_columns() -> tuple[str, ...]:
     """Columns a :attr:`ShardRecord.row` must have, in schema order."""
-    names = load_parquet_schema(INSTANCES_SCHEMA, SCHEMA_VERSION).names
+    names = load_parquet_schema(INSTANCES_SCHEMA).names
     return tuple(n for n in names if n not in WRITER_COLUMNS)
 
 
@@ -192,7 +196,13 @@ def _normalise_row(index: int, record: ShardRecord, columns: tuple[str, ...], cr
             f"{label}: keypoints must hold 17 x (x, y, v) = {NUM_KEYPOINT_VALUES} values, "
             f"got {np.size(row['keypoints'])}"
         )
-    lengths = {c: int(np.size(row[c])) for c in DP_COLUMNS}
+    for column in KEYPOINT_QUALITY_COLUMNS:
+        if column in row and np.size(row[column]) != NUM_KEYPOINT_VALUES // 3:
+            raise ValueError(
+                f"{label}: {column} must hold one value per keypoint (17), "
+                f"got {np.size(row[column])}"
+            )
+    lengths = {c: int(np.size(row[c])) for c in (*DP_COLUMNS, *DP_QUALITY_COLUMNS) if c in row}
     if len(set(lengths.values())) > 1:
         raise ValueError(f"{label}: DensePose point columns differ in length: {lengths}")
     dp_i = np.asarray(row["dp_I"]).reshape(-1)
@@ -288,7 +298,7 @@ def write_instance_shard(
             valids.append(record.valid)
         crops.append(record.crop)
         sorted_rows.append(row)
-    table = build_table(sorted_rows, load_parquet_schema(INSTANCES_SCHEMA, SCHEMA_VERSION))
+    table = build_table(sorted_rows, load_parquet_schema(INSTANCES_SCHEMA))
 
     def write_dense(tmp: str) -> None:
         write_dense_file(
@@ -338,7 +348,7 @@ def write_rejects_shard(
     Returns:
         ``{"file", "kind": "rejects", "rows", "bytes", "sha256"}``.
     """
-    schema = load_parquet_schema(REJECTS_SCHEMA, SCHEMA_VERSION)
+    schema = load_parquet_schema(REJECTS_SCHEMA)
     name = naming.shard_filename(naming.PREFIX_REJECTS, shard_index, num_shards, naming.EXT_PARQUET)
     rows = []
     for i, item in enumerate(rejects):

@@ -32,8 +32,8 @@ from dptrack_pipeline.shards import naming
 from dptrack_pipeline.shards.atomic import is_remote, is_temp_name, join_path, local_path
 from dptrack_pipeline.shards.hdf5_writer import CROPS, FLOWS, VALID
 from dptrack_pipeline.shards.schema import (
-    SCHEMA_VERSION,
     load_parquet_schema,
+    readable_versions,
     schema_differences,
 )
 
@@ -95,32 +95,65 @@ def list_shards(out_dir: str, prefix: str) -> list[str]:
 # --------------------------------------------------------------------------- Parquet
 
 
-def check_parquet_schema(path: str, schema_name: str) -> None:
-    """Raise :class:`SchemaMismatchError` unless ``path``'s schema matches ``schema_name``."""
-    expected = load_parquet_schema(schema_name, SCHEMA_VERSION)
+def file_schema_version(schema: pa.Schema) -> int | None:
+    """The ``dptrack.schema_version`` a Parquet file's schema metadata records (``None``: none)."""
+    raw = (schema.metadata or {}).get(b"dptrack.schema_version")
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def check_parquet_schema(path: str, schema_name: str) -> int:
+    """Check ``path`` against the version of ``schema_name`` it declares; return that version.
+
+    Raises:
+        SchemaMismatchError: a version the readers do not accept, or a schema that differs from
+            the one of its version.
+    """
     with open_binary(path) as f:
         actual = pq.read_schema(f)
-    problems = schema_differences(actual, expected)
+    version = file_schema_version(actual)
+    readable = readable_versions(schema_name)
+    declared = (actual.metadata or {}).get(b"dptrack.schema", b"").decode("utf-8", "replace")
+    if declared != schema_name:  # another file kind: compare with what this one should be
+        version = readable[-1]
+    if version not in readable:
+        raise SchemaMismatchError(
+            f"{path} is {schema_name} version {version}; this dptrack reads versions "
+            f"{', '.join(map(str, readable))}"
+        )
+    problems = schema_differences(actual, load_parquet_schema(schema_name, version))
     if problems:
         raise SchemaMismatchError(
-            f"{path} does not match schema {schema_name}.v{SCHEMA_VERSION}: " + "; ".join(problems)
+            f"{path} does not match schema {schema_name}.v{version}: " + "; ".join(problems)
         )
+    return version
 
 
 def _read_tables(out_dir: str, prefix: str, columns: Sequence[str] | None) -> pa.Table:
     paths = list_shards(out_dir, prefix)
     if not paths:
         raise FileNotFoundError(f"no {prefix}-*-of-*.parquet shards in {out_dir}")
-    expected = load_parquet_schema(prefix, SCHEMA_VERSION)
-    if columns is not None:
-        unknown = [c for c in columns if c not in expected.names]
-        if unknown:
-            raise ValueError(f"unknown {prefix} columns {unknown}; the schema has {expected.names}")
     tables = []
+    versions = set()
     for path in paths:
-        check_parquet_schema(path, prefix)
+        version = check_parquet_schema(path, prefix)
+        versions.add(version)
+        if columns is not None:
+            names = load_parquet_schema(prefix, version).names
+            unknown = [c for c in columns if c not in names]
+            if unknown:
+                raise ValueError(
+                    f"unknown {prefix}.v{version} columns {unknown} in {path}; the schema has "
+                    f"{names}"
+                )
         with open_binary(path) as f:
             tables.append(pq.read_table(f, columns=list(columns) if columns is not None else None))
+    if len(versions) > 1:
+        raise SchemaMismatchError(
+            f"{out_dir} mixes {prefix} versions {sorted(versions)}: one folder, one version"
+        )
     return pa.concat_tables(tables)
 
 

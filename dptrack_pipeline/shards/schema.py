@@ -39,8 +39,37 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
-"""Version of the output format (all schema files of this version share it)."""
+CURRENT_VERSIONS: dict[str, int] = {
+    "instances": 2,
+    "dense": 1,
+    "rejects": 1,
+    "pairs": 1,
+    "dataset_info": 1,
+    "pairs_info": 1,
+}
+"""The version of each schema that dptrack writes. A new version of a file kind gets a new
+``schemas/<name>.v<version>.json`` beside the old one, which stays readable."""
+
+READABLE_VERSIONS: dict[str, tuple[int, ...]] = {"instances": (1, 2)}
+"""Older versions of a file kind the readers still accept (others: only the current one)."""
+
+
+def current_version(name: str) -> int:
+    """The version of schema ``name`` that dptrack writes.
+
+    Raises:
+        KeyError: an unknown schema name.
+    """
+    try:
+        return CURRENT_VERSIONS[name]
+    except KeyError:
+        raise KeyError(f"unknown schema {name!r}; schemas: {sorted(CURRENT_VERSIONS)}") from None
+
+
+def readable_versions(name: str) -> tuple[int, ...]:
+    """Every version of schema ``name`` the readers accept."""
+    return READABLE_VERSIONS.get(name, (current_version(name),))
+
 
 SCHEMA_PACKAGE = "dptrack_schemas"
 _FALLBACK_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -133,13 +162,15 @@ def _load_document(name: str, version: int) -> str:
     return _schema_file_text(f"{name}.v{int(version)}.json")
 
 
-def load_document(name: str, version: int = SCHEMA_VERSION) -> dict[str, Any]:
-    """The raw JSON document ``schemas/<name>.v<version>.json`` as a new dict."""
-    return json.loads(_load_document(name, version))
+def load_document(name: str, version: int | None = None) -> dict[str, Any]:
+    """The raw JSON document ``schemas/<name>.v<version>.json`` as a new dict (``version``
+    ``None``: the current one)."""
+    return json.loads(_load_document(name, current_version(name) if version is None else version))
 
 
-def load_parquet_columns(name: str, version: int = SCHEMA_VERSION) -> list[dict[str, Any]]:
+def load_parquet_columns(name: str, version: int | None = None) -> list[dict[str, Any]]:
     """The ``columns`` list of a Parquet schema document, in file order."""
+    version = current_version(name) if version is None else version
     doc = load_document(name, version)
     if "columns" not in doc:
         raise ValueError(f"schema {name}.v{version} is not a Parquet schema (no 'columns')")
@@ -147,12 +178,14 @@ def load_parquet_columns(name: str, version: int = SCHEMA_VERSION) -> list[dict[
 
 
 @functools.cache
-def load_parquet_schema(name: str, version: int = SCHEMA_VERSION) -> pa.Schema:
+def load_parquet_schema(name: str, version: int | None = None) -> pa.Schema:
     """Arrow schema of a Parquet file kind (``"instances"`` or ``"rejects"``).
 
     Field metadata holds ``description`` (and ``unit`` when given); schema metadata holds
-    ``dptrack.schema`` (the name) and ``dptrack.schema_version``.
+    ``dptrack.schema`` (the name) and ``dptrack.schema_version``. ``version`` ``None``: the
+    current one.
     """
+    version = current_version(name) if version is None else version
     doc = load_document(name, version)
     if doc.get("name") != name or doc.get("version") != version:
         raise ValueError(
@@ -178,15 +211,16 @@ def load_parquet_schema(name: str, version: int = SCHEMA_VERSION) -> pa.Schema:
     )
 
 
-def load_hdf5_schema(name: str = "dense", version: int = SCHEMA_VERSION) -> dict[str, Any]:
+def load_hdf5_schema(name: str = "dense", version: int | None = None) -> dict[str, Any]:
     """The HDF5 schema document (``datasets`` and ``attrs``) as a new dict."""
+    version = current_version(name) if version is None else version
     doc = load_document(name, version)
     if "datasets" not in doc:
         raise ValueError(f"schema {name}.v{version} is not an HDF5 schema (no 'datasets')")
     return doc
 
 
-def load_json_schema(name: str = "dataset_info", version: int = SCHEMA_VERSION) -> dict[str, Any]:
+def load_json_schema(name: str = "dataset_info", version: int | None = None) -> dict[str, Any]:
     """A JSON Schema document (draft 2020-12), e.g. the one for ``dataset_info.json``."""
     return load_document(name, version)
 

@@ -42,7 +42,7 @@ from dptrack_pipeline.shards.reader import (
     list_shards,
     open_binary,
 )
-from dptrack_pipeline.shards.schema import SCHEMA_VERSION, load_hdf5_schema, resolve_shape
+from dptrack_pipeline.shards.schema import load_hdf5_schema, resolve_shape
 
 INFO = naming.DATASET_INFO_FILENAME
 
@@ -77,7 +77,7 @@ def _check_dense_file(path: str, crop_size: int | None) -> tuple[list[str], dict
     """Problems of one dense file against ``dense.v1``, and its dataset lengths."""
     problems: list[str] = []
     lengths: dict[str, int] = {}
-    doc = load_hdf5_schema("dense", SCHEMA_VERSION)
+    doc = load_hdf5_schema("dense")
     name = os.path.basename(path)
     try:
         with _open_h5(path) as fh:

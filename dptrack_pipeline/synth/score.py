@@ -84,6 +84,25 @@ class _Accumulator:
         }
 
 
+def true_positions(
+    points: np.ndarray, flow: np.ndarray, visible_map: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where source points truly are in the target, and whether they can be seen there.
+
+    Args:
+        points: ``(N, 2)`` source-frame pixels.
+        flow, visible_map: the exact flow ``(H, W, 2)`` and visibility ``(H, W)`` of the pair.
+
+    Returns:
+        ``(N, 2)`` float64 true positions ``p + flow(round(p))`` and ``(N,)`` bool visibility
+        (read at the nearest pixel, see the module docstring).
+    """
+    height, width = visible_map.shape
+    cols = np.clip(np.rint(points[:, 0]).astype(np.int64), 0, width - 1)
+    rows = np.clip(np.rint(points[:, 1]).astype(np.int64), 0, height - 1)
+    return points + flow[rows, cols].astype(np.float64), visible_map[rows, cols]
+
+
 def score_propagation(
     instances: object,
     synth_dir: str | os.PathLike,
@@ -150,12 +169,7 @@ def score_propagation(
             pair_key = (video_id, frame, frame + k)
             if pair_key not in flows:
                 flows[pair_key] = load_flow_truth(synth_dir, video_id, frame, frame + k)
-            flow, visible_map = flows[pair_key]
-            height, width = visible_map.shape
-            cols = np.clip(np.rint(points[:, 0]).astype(np.int64), 0, width - 1)
-            rows = np.clip(np.rint(points[:, 1]).astype(np.int64), 0, height - 1)
-            truth = points + flow[rows, cols].astype(np.float64)
-            visible = visible_map[rows, cols]
+            truth, visible = true_positions(points, *flows[pair_key])
 
             acc = per_offset[abs(k)]
             acc.counts["n_targets"] += 1

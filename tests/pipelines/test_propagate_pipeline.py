@@ -7,11 +7,13 @@ accuracy against the exact truth, and that two runs write byte-identical files.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
 
 import apache_beam as beam
+import numpy as np
 import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
@@ -49,7 +51,15 @@ def run_pipeline(synth: Path, out: Path, annotations: Path | None = None, **kw) 
 
 @pytest.fixture(scope="module")
 def good_run(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """Slim DensePose's recipe exactly (``--preset paper``: the 5 px forward-backward check)."""
     out = tmp_path_factory.mktemp("run_a")
+    return out, run_pipeline(synth_dir, out, preset="paper")
+
+
+@pytest.fixture(scope="module")
+def measured_run(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The default checks (``--preset measured``; DIS: FB 1 px + ZNCC >= 0 + chain 2 px)."""
+    out = tmp_path_factory.mktemp("run_measured")
     return out, run_pipeline(synth_dir, out)
 
 
@@ -88,7 +98,13 @@ def test_rows_have_the_promised_columns_and_conventions(good_run: tuple[Path, di
         else:
             assert r["flow_index"] >= 0 and r["box_source"] in ("posetrack", "derived")
             assert r["points_in"] == n + r["points_dropped_fb"] + r["points_dropped_outside"]
+            # The paper recipe: the 5 px check alone, every other score recorded, none used.
+            assert all(e <= 5.0 for e in r["dp_fb_error"]) and len(r["dp_photo"]) == n
+            assert r["points_dropped_photo"] == r["points_dropped_chain"] == 0
+            assert all(math.isnan(e) for e in r["dp_chain_error"])
     assert "256" in info["dp_x_convention"]
+    assert info["checks"] == {"preset": "paper", "fb_threshold": 5.0, "photometric": None,
+                              "chain": None}  # fmt: skip
 
 
 def test_accuracy_against_exact_truth(good_run: tuple[Path, dict], synth_dir: Path) -> None:
@@ -113,7 +129,7 @@ def test_two_runs_are_byte_identical(
 ) -> None:
     out_a, _ = good_run
     out_b = tmp_path / "run_b"
-    run_pipeline(synth_dir, out_b)
+    run_pipeline(synth_dir, out_b, preset="paper")
     names = sorted(os.listdir(out_a))
     assert names == sorted(os.listdir(out_b))
     for name in names:
@@ -230,3 +246,71 @@ def test_frames_from_video_files(synth_dir: Path, tmp_path: Path) -> None:
     # MJPEG frames differ slightly from the PNGs; the propagation stays close to the image run.
     score = score_propagation(read_instances(str(out)), str(synth_dir))
     assert score["per_offset"][1]["median_error_px"] < 1.5
+
+
+def test_measured_checks_plan_chain_flows_and_count_every_drop(
+    measured_run: tuple[Path, dict],
+) -> None:
+    out, info = measured_run
+    c = info["counters"]
+    assert counter_problems(c, KIND_RUN, info["totals"]) == []
+    # 4 windows of one source each; the chain adds 3 one-step flows per side: 12 + 6 per window.
+    assert c["flows_computed"] == c["flows_planned"] == 4 * (12 + 6)
+    assert c["points_dropped_chain"] > 0 and c["points_dropped_fb"] > 0
+    assert info["checks"] == {"preset": "measured", "fb_threshold": 1.0,
+        "photometric": {"metric": "zncc", "threshold": 0.0}, "chain": 2.0}  # fmt: skip
+    assert verify_output(str(out)) == []
+    rows = [r for r in read_instances(str(out)).to_pylist() if r["offset"] != 0]
+    for r in rows:
+        drops = sum(r[f"points_dropped_{k}"] for k in ("fb", "outside", "photo", "chain"))
+        assert r["points_in"] == len(r["dp_x"]) + drops
+        assert all(e <= 1.0 for e in r["dp_fb_error"]) and all(p >= 0.0 for p in r["dp_photo"])
+        chain = [e for e in r["dp_chain_error"] if not math.isnan(e)]
+        assert all(e <= 2.0 for e in chain)
+        # Every target of K = 3 has a chain neighbour inside these videos' sources' ranges.
+        assert len(chain) == len(r["dp_x"])
+        assert r["kept_fraction"] == pytest.approx(len(r["dp_x"]) / r["points_in"])
+        if r["dp_x"]:
+            assert r["fb_error_median"] == pytest.approx(float(np.median(r["dp_fb_error"])))
+
+
+def test_measured_checks_are_more_precise_than_the_paper_recipe(
+    good_run: tuple[Path, dict], measured_run: tuple[Path, dict], synth_dir: Path
+) -> None:
+    paper = score_propagation(read_instances(str(good_run[0])), str(synth_dir))
+    measured = score_propagation(read_instances(str(measured_run[0])), str(synth_dir))
+    for k in (1, 2, 3):
+        p, m = paper["per_offset"][k], measured["per_offset"][k]
+        assert m["precision"] > p["precision"], (k, p, m)
+        assert m["median_error_px"] <= p["median_error_px"], (k, p, m)
+        assert m["recall"] > 0.6 * p["recall"], (k, p, m)
+
+
+def test_keypoint_agreement_with_the_annotated_keypoints(
+    good_run: tuple[Path, dict], synth_dir: Path
+) -> None:
+    """The synthetic set annotates every person on every frame (exact keypoints, no head box):
+    each propagated keypoint's distance to the annotation of its track, and the PCKh."""
+    data = json.loads((synth_dir / "annotations.json").read_text())
+    frame_of = {im["id"]: im["frame_id"] for im in data["images"]}
+    annotated = {
+        (frame_of[a["image_id"]], a["track_id"]): (np.reshape(a["keypoints"], (17, 3)), a["bbox"])
+        for a in data["annotations"]
+    }
+    rows = [r for r in read_instances(str(good_run[0])).to_pylist() if r["offset"] != 0]
+    compared = 0
+    for r in rows:
+        truth, bbox = annotated[(r["frame_id"], r["track_id"])]
+        moved = np.reshape(r["keypoints"], (17, 3))
+        both = (moved[:, 2] > 0) & (truth[:, 2] > 0)
+        errors = np.asarray(r["kp_posetrack_error"])
+        np.testing.assert_allclose(
+            errors[both], np.hypot(*(moved[both, :2] - truth[both, :2]).T), rtol=1e-5, atol=1e-4
+        )
+        assert np.isnan(errors[~both]).all()
+        if both.any():
+            compared += 1
+            head = 0.6 * 0.213 * math.hypot(bbox[2], bbox[3])
+            assert r["pckh"] == pytest.approx(float(np.mean(errors[both] <= 0.5 * head)))
+    assert compared > 0.9 * len(rows)
+    assert np.nanmedian([r["pckh"] for r in rows]) > 0.5

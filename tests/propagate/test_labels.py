@@ -6,16 +6,17 @@ import numpy as np
 import pytest
 
 from dptrack_pipeline.crops import crop_flow, crop_image
-from dptrack_pipeline.propagate.labels import (
+from dptrack_pipeline.propagate.checks import Checks
+from dptrack_pipeline.propagate.labels import fit_box_motion, propagate_person, warp_part_labels
+from dptrack_pipeline.propagate.points import (
     DROPPED_FB,
     DROPPED_OUTSIDE,
     KEPT,
-    fit_box_motion,
     move_keypoints,
     move_points,
-    propagate_person,
-    warp_part_labels,
 )
+
+FB5 = Checks(fb_threshold=5.0)
 
 H, W = 120, 160
 
@@ -29,7 +30,7 @@ def translation(dx: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
 def test_translation_moves_points_exactly() -> None:
     fwd, bwd = translation(3.0, -2.0)
     pts = np.array([[10.0, 20.0], [50.5, 60.25], [100.0, 100.0]], np.float32)
-    res = move_points(pts, fwd, bwd, 5.0)
+    res = move_points(pts, fwd, bwd, FB5)
     np.testing.assert_allclose(res.moved, pts + [3.0, -2.0], atol=1e-5)
     assert (res.status == KEPT).all()
     np.testing.assert_allclose(res.error, 0.0, atol=1e-5)
@@ -39,9 +40,9 @@ def test_inconsistent_backward_flow_drops_points_and_outside_is_outside() -> Non
     fwd, bwd = translation(3.0, 0.0)
     bwd[:, 80:] = 5.0  # backward flow wrong on the right half: round trip misses by > 5 px
     pts = np.array([[10.0, 10.0], [100.0, 10.0], [158.0, 10.0]], np.float32)
-    res = move_points(pts, fwd, bwd, 5.0)
+    res = move_points(pts, fwd, bwd, FB5)
     assert res.status.tolist() == [KEPT, DROPPED_FB, DROPPED_OUTSIDE]
-    boxed = move_points(pts[:1], fwd, bwd, 5.0, target_box=(0.0, 0.0, 12.0, 12.0))
+    boxed = move_points(pts[:1], fwd, bwd, FB5, target_box=(0.0, 0.0, 12.0, 12.0))
     assert boxed.status.tolist() == [DROPPED_OUTSIDE]
 
 
@@ -51,7 +52,7 @@ def test_keypoints_absent_and_dropped_become_zero() -> None:
     kps = np.zeros((17, 3), np.float32)
     kps[0] = [100, 100, 2]
     kps[1] = [10, 10, 1]  # lands in the inconsistent corner
-    out = move_keypoints(kps, fwd, bwd, 5.0)
+    out = move_keypoints(kps, fwd, bwd, FB5).keypoints
     np.testing.assert_allclose(out[0], [102, 102, 2])
     assert out[1].tolist() == [0, 0, 0] and out[2:].sum() == 0
 
@@ -98,7 +99,7 @@ def test_propagate_person_with_derived_and_given_box() -> None:
     box = (40.0, 30.0, 50.0, 70.0)
     person = dict(
         source_box=box, keypoints=kps, dp_x=dp_x, dp_y=dp_y, dp_I=dp_i, dp_U=dp_u, dp_V=dp_v,
-        flow_fwd=fwd, flow_bwd=bwd, fb_threshold=5.0,
+        flow_fwd=fwd, flow_bwd=bwd, checks=FB5,
     )  # fmt: skip
     out = propagate_person(**person, part_labels=labels)
     assert out is not None and out.box_source == "derived"
@@ -137,7 +138,7 @@ def test_propagate_person_returns_none_when_nothing_survives() -> None:
         part_labels=None,
         flow_fwd=fwd,
         flow_bwd=bwd,
-        fb_threshold=5.0,
+        checks=FB5,
     )
     assert out is None
 

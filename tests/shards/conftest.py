@@ -37,6 +37,11 @@ def random_record(
 ) -> ShardRecord:
     """A valid record: a source (offset 0, no flow) or a propagated row (with flow and valid)."""
     n = int(rng.integers(0, 40)) if num_points is None else num_points
+
+    def quality(count: int, low: float, high: float) -> np.ndarray:
+        values = rng.uniform(low, high, count).astype(np.float32)
+        return np.full(count, np.nan, np.float32) if offset == 0 else values
+
     frame_index = source_index + offset
     row = {
         "video_id": video_id,
@@ -66,6 +71,19 @@ def random_record(
         "points_in": n + 3,
         "points_dropped_fb": 2,
         "points_dropped_outside": 1,
+        # instances v2: the quality of the labels (NaN for sources)
+        "dp_fb_error": quality(n, 0, 5),
+        "dp_photo": quality(n, -1, 1),
+        "dp_chain_error": quality(n, 0, 3),
+        "kp_fb_error": quality(17, 0, 5),
+        "kp_photo": quality(17, -1, 1),
+        "kp_posetrack_error": quality(17, 0, 20),
+        "fb_error_median": math.nan if offset == 0 else float(rng.uniform(0, 5)),
+        "photo_median": math.nan if offset == 0 else float(rng.uniform(-1, 1)),
+        "kept_fraction": math.nan if offset == 0 else float(rng.uniform(0, 1)),
+        "pckh": math.nan if offset == 0 else float(rng.uniform(0, 1)),
+        "points_dropped_photo": 0 if offset == 0 else 1,
+        "points_dropped_chain": 0,
     }
     crop = rng.integers(0, 256, (crop_size, crop_size, 3), dtype=np.uint8)
     if offset == 0:

@@ -112,7 +112,7 @@ def test_wrong_schema_is_refused_with_a_clear_message(built_output):
     with pytest.raises(SchemaMismatchError) as err:
         read_instances(str(built_output))
     message = str(err.value)
-    assert "instances-00001-of-00003.parquet does not match schema instances.v1" in message
+    assert "instances-00001-of-00003.parquet does not match schema instances.v2" in message
     assert "missing columns ['dp_masks']" in message
     assert "column 'offset' has type int64, expected int32" in message
     assert any("does not match schema" in p for p in verify_output(str(built_output)))
@@ -121,7 +121,7 @@ def test_wrong_schema_is_refused_with_a_clear_message(built_output):
 def test_read_errors(tmp_path, built_output):
     with pytest.raises(FileNotFoundError, match="no instances"):
         read_instances(str(tmp_path))
-    with pytest.raises(ValueError, match="unknown instances columns \\['nope'\\]"):
+    with pytest.raises(ValueError, match="unknown instances.v2 columns \\['nope'\\]"):
         read_instances(str(built_output), columns=["nope"])
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from dptrack_pipeline.shards import schema as schema_mod
 from dptrack_pipeline.shards.schema import (
-    SCHEMA_VERSION,
     arrow_type_to_string,
+    current_version,
     load_document,
     load_hdf5_schema,
     load_json_schema,
@@ -31,6 +31,11 @@ INSTANCE_COLUMNS = [
     "crop_index", "flow_index", "flow_valid_fraction", "estimator", "fb_threshold", "points_in",
     "points_dropped_fb", "points_dropped_outside",
 ]  # fmt: skip
+INSTANCE_COLUMNS_V2 = [
+    *INSTANCE_COLUMNS, "dp_fb_error", "dp_photo", "dp_chain_error", "kp_fb_error", "kp_photo",
+    "kp_posetrack_error", "fb_error_median", "photo_median", "kept_fraction", "pckh",
+    "points_dropped_photo", "points_dropped_chain",
+]  # fmt: skip
 
 
 def test_every_schema_file_is_json_and_versioned():
@@ -39,24 +44,38 @@ def test_every_schema_file_is_json_and_versioned():
         "dataset_info.v1.json",
         "dense.v1.json",
         "instances.v1.json",
+        "instances.v2.json",
         "pairs.v1.json",
         "pairs_info.v1.json",
         "rejects.v1.json",
     ]
     for name in ("instances", "rejects", "dense", "pairs"):
         doc = load_document(name)
-        assert doc["name"] == name and doc["version"] == SCHEMA_VERSION
+        assert doc["name"] == name and doc["version"] == current_version(name)
         assert doc["description"]
 
 
+def test_instances_v2_appends_the_quality_columns_to_v1():
+    v1 = load_document("instances", 1)["columns"]
+    v2 = load_document("instances", 2)["columns"]
+    assert [c["name"] for c in v1] == INSTANCE_COLUMNS
+    assert [c["name"] for c in v2] == INSTANCE_COLUMNS_V2
+    assert v2[: len(v1)] == v1  # version-1 columns unchanged, in order
+    schema = load_parquet_schema("instances")
+    assert schema.metadata[b"dptrack.schema_version"] == b"2"
+    assert schema.field("dp_photo").type == pa.list_(pa.float32())
+    assert schema.field("pckh").type == pa.float32()
+    assert schema.field("dp_fb_error").metadata[b"unit"] == b"pixels"
+
+
 def test_instances_columns_order_types_and_docs():
-    columns = load_document("instances")["columns"]
+    columns = load_document("instances", 1)["columns"]
     assert [c["name"] for c in columns] == INSTANCE_COLUMNS
     for column in columns:
         assert column["description"].strip(), column["name"]
         assert isinstance(column["nullable"], bool)
         parse_arrow_type(column["type"])  # every type string parses
-    schema = load_parquet_schema("instances")
+    schema = load_parquet_schema("instances", 1)
     assert schema.names == INSTANCE_COLUMNS
     assert schema.field("bbox").type == pa.list_(pa.float32(), 4)
     assert schema.field("dp_I").type == pa.list_(pa.uint8())

@@ -26,7 +26,11 @@ from dptrack_pipeline.shards import (
     write_rejects_shard,
 )
 from dptrack_pipeline.shards.hashing import file_digest
-from dptrack_pipeline.shards.parquet_writer import RECORD_SORT_KEY, record_sort_key
+from dptrack_pipeline.shards.parquet_writer import (
+    DP_QUALITY_COLUMNS,
+    RECORD_SORT_KEY,
+    record_sort_key,
+)
 from dptrack_pipeline.structures import Reject
 
 S = 16
@@ -288,6 +292,7 @@ def test_real_densepose_annotation_round_trip(shared_data, tmp_path, record_fact
         "dp_V": np.asarray(ann["V"]),
         "dp_source_index": np.arange(len(dp_x)),
         "points_in": len(dp_x),
+        **{c: np.full(len(dp_x), np.nan, np.float32) for c in DP_QUALITY_COLUMNS},
     }
     _write(tmp_path / "o", [ShardRecord(row=row, crop=crop)])
     out = read_instances(str(tmp_path / "o")).to_pylist()[0]
