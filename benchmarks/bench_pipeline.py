@@ -72,20 +72,11 @@ def bench_estimator(
         return done / (time.perf_counter() - t0)
 
 
-def bench_pipeline(
-    annotations: Path, frames_root: Path, out: Path, name: str, options: dict, workers: int
-) -> tuple[float, dict]:
+def bench_pipeline(config: PropagateConfig, workers: int) -> tuple[float, dict]:
     """Pairs/s of the whole pipeline (DirectRunner), and its counters."""
     from pipelines.propagate import run
 
-    config = PropagateConfig(
-        annotations=str(annotations),
-        frames_root=str(frames_root),
-        out=str(out),
-        estimator=name,
-        estimator_options=options,
-        num_shards=max(1, workers),
-    )
+    out = Path(config.out)
     args = [f"--direct_num_workers={workers}"]
     if workers > 1:
         args.append("--direct_running_mode=multi_processing")
@@ -105,6 +96,13 @@ def main() -> None:
     parser.add_argument("--estimator", default="dis")
     parser.add_argument("--preset", default=None, help="DIS preset (ultrafast|fast|medium)")
     parser.add_argument(
+        "--checks",
+        default="measured",
+        choices=["measured", "paper"],
+        help="point checks preset of the run (measured adds the chain check's one-step flows, "
+        "which the estimator-alone measurement computes too)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="OpenCV threads per worker (default: OpenCV's)"
     )
     parser.add_argument("--out", type=Path, default=None, help="keep the shards here")
@@ -118,7 +116,18 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="dptrack_bench_"))
     annotations = tmp / "annotations.json"
     labelled = make_annotations(annotations, args.video, args.frames, args.people)
-    windows = plan_windows("1", args.frames, labelled, 3)
+    out = args.out or tmp / "shards"
+    out.mkdir(parents=True, exist_ok=True)
+    config = PropagateConfig(
+        annotations=str(annotations),
+        frames_root=str(args.video.parent),
+        out=str(out),
+        estimator=args.estimator,
+        estimator_options=options,
+        num_shards=max(1, args.workers),
+        preset=args.checks,
+    )
+    windows = plan_windows("1", args.frames, labelled, 3, chain=config.checks.chain is not None)
     pairs = [p for w in windows for p in w.pairs]
     needed = sorted({f for w in windows for f in w.frames})
     frames = {
@@ -126,15 +135,14 @@ def main() -> None:
     }
     est_rate = bench_estimator(args.estimator, options, frames, pairs, args.workers)
     del frames
-    out = args.out or tmp / "shards"
-    out.mkdir(parents=True, exist_ok=True)
-    pipe_rate, counters = bench_pipeline(
-        annotations, args.video.parent, out, args.estimator, options, args.workers
-    )
+    pipe_rate, counters = bench_pipeline(config, args.workers)
     own, children = peak_rss_mib(), peak_rss_mib(children=True)
     h5 = sum(f.stat().st_size for f in out.glob("dense-*.h5")) / 1e6
     print(f"video: {args.video.name} 1280x720, {args.frames} frames, {len(labelled)} labelled")
-    print(f"estimator: {args.estimator} {options or ''}  workers: {args.workers}")
+    print(
+        f"estimator: {args.estimator} {options or ''}  checks: {args.checks}  "
+        f"workers: {args.workers}"
+    )
     print(
         f"pairs: {len(pairs)}  instances written: {counters['instances_written']}  "
         f"dense HDF5: {h5:.1f} MB"

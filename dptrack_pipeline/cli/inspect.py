@@ -59,16 +59,26 @@ def inspect(
         offsets = pairs_offset_summary(table)
         text = format_pairs_summary
     else:
-        from dptrack_pipeline.propagate.summary import format_summary, offset_summary
+        from dptrack_pipeline.propagate.summary import (
+            format_summary,
+            offset_summary,
+            quality_summary,
+        )
         from dptrack_pipeline.shards import read_instances
 
         table = read_instances(out)
         offsets = offset_summary(table)
-        text = format_summary
+        quality = quality_summary(table)
+
+        def text(info: dict, offsets: list, rejects: dict) -> str:
+            return format_summary(info, offsets, rejects, quality)
+
     rejects = count_reasons(read_rejects(out).column("reason").to_pylist())
     problems = verify_output(out)
     if as_json:
         summary = {"counters": info["counters"], "offsets": offsets, "rejects": rejects}
+        if kind != KIND_PAIRS:
+            summary["quality"] = quality
         click.echo(json.dumps({**summary, "problems": problems}, indent=2))
     else:
         click.echo(text(info, offsets, rejects))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -173,3 +174,28 @@ def test_remote_folder_round_trip(remote_folder, make_records):
         flow, valid = dense.flow(row["dense_file"], row["flow_index"])
         assert flow.shape == (16, 16, 2) and valid.dtype == bool
     assert {c[0] for c in calls} >= {"create", "rename", "open", "match"}
+
+
+def _as_v1(path: Path) -> None:
+    """Rewrite an instance shard in the version-1 schema (as written before the quality)."""
+    from dptrack_pipeline.shards.files import write_parquet_table
+
+    schema = load_parquet_schema("instances", 1)
+    table = pq.read_table(path, columns=schema.names)
+    write_parquet_table(str(path), pa.Table.from_arrays(table.columns, schema=schema))
+
+
+def test_version_1_folders_stay_readable_and_versions_do_not_mix(built_output) -> None:
+    paths = sorted(built_output.glob("instances-*.parquet"))
+    for path in paths:
+        _as_v1(path)
+    table = read_instances(str(built_output))
+    assert "dp_photo" not in table.column_names and table.num_rows == 19
+    assert read_instances(str(built_output), columns=["offset"]).num_rows == 19
+    with pytest.raises(ValueError, match="unknown instances.v1 columns \\['dp_photo'\\]"):
+        read_instances(str(built_output), columns=["dp_photo"])
+    pq.write_table(pq.read_table(paths[0]).slice(0, 0), paths[0])  # empty, still v1
+    path = paths[1]
+    pq.write_table(load_parquet_schema("instances").empty_table(), path)  # v2 among v1
+    with pytest.raises(SchemaMismatchError, match="mixes instances versions \\[1, 2\\]"):
+        read_instances(str(built_output))
