@@ -1,6 +1,7 @@
 # dptrack — two commands set everything up on a fresh clone:
 #   make demo   installs into .venv, renders a small synthetic DensePose-Track set, propagates its
-#               labels with the default estimator (OpenCV DIS), inspects and scores the result
+#               labels with the default estimator (OpenCV DIS), inspects and scores the result and
+#               writes the quality report
 #   make test   installs into .venv and runs the test suite (CPU only)
 PYTHON ?= python3
 VENV ?= .venv
@@ -28,11 +29,13 @@ demo: install
 		--frames-root $(DEMO)/synth --out $(DEMO)/shards --num-shards 2
 	$(VENV)/bin/dptrack-build inspect $(DEMO)/shards --render $(DEMO)/render
 	$(VENV)/bin/dptrack-build score $(DEMO)/shards --truth $(DEMO)/synth
+	$(VENV)/bin/dptrack-build report $(DEMO)/shards --out $(DEMO)/report.html
 	@echo
 	@echo "demo done:"
 	@echo "  synthetic input (frames, annotations.json, truth/): $(DEMO)/synth"
 	@echo "  shards (Parquet, HDF5, dataset_info.json):          $(DEMO)/shards"
 	@echo "  overlays and flow pictures:                         $(DEMO)/render"
+	@echo "  quality report (open in a browser):                 $(DEMO)/report.html"
 
 # A short dptrack-train run on the demo shards (after make demo): GT propagation + equivariance
 # with the shards' real flow, evaluated in cm on the synthetic bodies.

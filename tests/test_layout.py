@@ -34,6 +34,7 @@ ALLOWED = {
     "train": {"engine", "train", "synth"},
     "beam": {"engine", "beam", "propagate", "pairs"},
     "pipelines": {"engine", "beam", "propagate", "pairs", "pipelines"},
+    "report": {"engine", "report", "propagate", "pairs"},
     "cli": None,  # the top: anything
     "perf": None,  # benchmark drivers, beside the CLI: they run the jobs end to end
 }

@@ -16,6 +16,7 @@ import click
 
 from dptrack_pipeline.cli.inspect import inspect
 from dptrack_pipeline.cli.pairs import pairs
+from dptrack_pipeline.cli.report import report
 from dptrack_pipeline.cli.run import run
 from dptrack_pipeline.cli.score import score
 from dptrack_pipeline.cli.synth import synth
@@ -43,7 +44,7 @@ def main(verbose: int) -> None:
     )
 
 
-for _command in (run, pairs, inspect, validate, synth, score, train):
+for _command in (run, pairs, inspect, report, validate, synth, score, train):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -70,8 +70,9 @@ flow_options = _apply(
             "--estimator",
             default=DEFAULT_ESTIMATOR,
             show_default=True,
-            help="Optical flow estimator: dis (OpenCV DIS, preset medium, CPU), farneback (CPU) "
-            "or flownet2 (FlowNet2, needs --checkpoint; GPU by default).",
+            help="Optical flow estimator: dis (OpenCV DIS, preset medium, CPU), farneback (CPU), "
+            "flownet2 (FlowNet2, needs --checkpoint; GPU by default), or one an installed package "
+            "registers (entry points 'dptrack.estimators', e.g. raft).",
         ),
         click.option(
             "--estimator-option",

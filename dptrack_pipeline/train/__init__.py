@@ -4,9 +4,10 @@ evaluation and the ``dptrack-train`` loop.
 Reading shards (importable by any training job): :mod:`.dataset` (``ShardDataset``,
 ``PairDataset``: torch ``IterableDataset`` over Parquet + HDF5 shards), built on
 :mod:`.shard_index` (which shard files), :mod:`.partition` (which rows per worker and epoch),
-:mod:`.samples` (what a sample holds; ``collate``) and :mod:`.crop_labels` (DensePose labels on
-the crop grid). The model and its maths: :mod:`.model` (stacked Hourglass), :mod:`.losses`,
-:mod:`.warps` (flow and TPS warps). Evaluation: :mod:`.evaluate` (ratios of points within
+:mod:`.filters` (which labels a consumer keeps: ``LabelFilter``), :mod:`.samples` (what a sample
+holds; ``collate``) and :mod:`.crop_labels` (DensePose labels on the crop grid). The model and
+its maths: :mod:`.model` (stacked Hourglass), :mod:`.losses`, :mod:`.warps` (flow and TPS
+warps). Evaluation: :mod:`.evaluate` (ratios of points within
 5/10/20 cm), :mod:`.geodesic` and :mod:`.synth_surface` (surface distances), :mod:`.validate`.
 The run: :mod:`.config` (``TrainConfig``), :mod:`.streams`, :mod:`.objective`,
 :mod:`.checkpoint`, :mod:`.metrics`, :mod:`.loop` (``Trainer``); the command is

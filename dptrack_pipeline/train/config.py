@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dptrack_pipeline.shards.atomic import atomic_write
+from dptrack_pipeline.train.filters import LabelFilter
 from dptrack_pipeline.train.model import FEATURE_LEVELS
 
 SUPERVISED_LOSSES = ("part_sparse", "part_dense", "uv")
@@ -56,6 +57,13 @@ class TrainConfig:
         truth: the ``dptrack-build synth`` folder behind ``val_shards``, to score in centimetres
             on the synthetic bodies' surface.
         geodesic_assets: DensePose evaluation assets (folder or ``.npz``) for real data.
+        max_fb_error, min_photo, min_pckh, offsets, min_points: the label filter of the
+            supervised stream on the training shards (stage I and II, never ``val_shards``;
+            :class:`~.filters.LabelFilter`, :meth:`label_filter`): drop propagated points with
+            a forward-backward error above ``max_fb_error`` px or a ZNCC below ``min_photo``,
+            propagated rows with a PCKh below ``min_pckh`` or fewer than ``min_points`` points
+            left, and rows whose ``|offset|`` is not in ``offsets`` (empty: every offset; stored
+            sorted). They judge propagated labels, so they need ``gt_propagation``.
     """
 
     shards: tuple[str, ...]
@@ -87,6 +95,11 @@ class TrainConfig:
     truth: str | None = None
     geodesic_assets: str | None = None
     pairs: tuple[str, ...] = ()
+    max_fb_error: float | None = None
+    min_photo: float | None = None
+    min_pckh: float | None = None
+    offsets: tuple[int, ...] = ()
+    min_points: int = 0
 
     def __post_init__(self) -> None:
         if not self.shards:
@@ -108,6 +121,24 @@ class TrainConfig:
             raise ValueError("steps must be >= 0 and batch_size >= 1")
         if not (self.losses or self.equivariance != "none"):
             raise ValueError("nothing to train: no supervised loss and no equivariance")
+        label_filter = self.label_filter()  # checks the thresholds
+        object.__setattr__(self, "offsets", label_filter.offsets or ())
+        if label_filter.active and not self.gt_propagation:
+            raise ValueError(
+                f"label filters judge propagated labels ({label_filter.describe()}), but "
+                f"without GT propagation the supervised stream reads only the annotated "
+                f"instances: add --gt-propagation or drop the filters"
+            )
+
+    def label_filter(self) -> LabelFilter:
+        """The :class:`~.filters.LabelFilter` of the supervised stream on the training shards."""
+        return LabelFilter(
+            max_fb_error=self.max_fb_error,
+            min_photo=self.min_photo,
+            min_pckh=self.min_pckh,
+            offsets=self.offsets or None,
+            min_points=self.min_points,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: a dict of the fields, tuples as lists."""

@@ -15,6 +15,12 @@ seeded shuffling; call :meth:`ShardDataset.set_epoch` each epoch), reads each Pa
 and builds the samples (:mod:`.samples`). A ``shuffle_buffer`` mixes samples across the files of
 one worker.
 
+**Label filters** (``label_filter``, a :class:`~.filters.LabelFilter`: points and rows whose
+quality scores fail thresholds) apply to the rows this consumer was assigned, as they are read,
+after ``include``: the split is computed on all the rows, so it stays a split of the same rows
+and the consumers' kept rows are disjoint and together exactly the rows the filter keeps
+(:mod:`.filters` says why). :meth:`ShardDataset.filter_stats` counts what was dropped.
+
 **HDF5 is opened lazily in each worker** (h5py handles must not cross ``fork``): the dataset
 object holds only paths and row counts, so it pickles small and is safe with any start method.
 
@@ -25,6 +31,7 @@ Names kept importable from here for existing callers: :func:`collate`, :func:`cr
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -38,6 +45,7 @@ from torch.utils.data import IterableDataset
 
 from dptrack_pipeline.shards import naming
 from dptrack_pipeline.shards.reader import DenseReader
+from dptrack_pipeline.train.filters import FilterStats, LabelFilter
 from dptrack_pipeline.train.partition import assign, check_split, consumer_position
 from dptrack_pipeline.train.samples import instance_sample, pair_sample
 from dptrack_pipeline.train.shard_index import (
@@ -45,6 +53,7 @@ from dptrack_pipeline.train.shard_index import (
     PAIR_COLUMNS,
     ShardFile,
     list_shard_files,
+    require_columns,
 )
 
 __all__ = ["INCLUDE", "PairDataset", "ShardDataset"]
@@ -72,6 +81,15 @@ class ShardDataset(IterableDataset):
         shuffle_buffer: samples held to mix across files (0 = off).
         split: ``"auto"``, ``"files"`` or ``"rows"`` (see :mod:`.partition`).
         rank, world_size: distributed position; from ``torch.distributed`` when ``None``.
+        label_filter: which labels to keep (:class:`~.filters.LabelFilter`: point filters on
+            ``dp_fb_error`` / ``dp_photo``, row filters on ``|offset|``, ``pckh`` and the points
+            left); ``None`` keeps every row and point.
+
+    Raises:
+        FileNotFoundError: a folder without instance shards.
+        ValueError: a bad ``include`` or ``split``, or a ``label_filter`` that needs a quality
+            column a folder lacks (instances schema v1; the message says to re-run
+            ``dptrack-build run``).
     """
 
     prefix: ClassVar[str] = naming.PREFIX_INSTANCES
@@ -91,6 +109,7 @@ class ShardDataset(IterableDataset):
         split: str = "auto",
         rank: int | None = None,
         world_size: int | None = None,
+        label_filter: LabelFilter | None = None,
     ) -> None:
         super().__init__()
         if include not in INCLUDE:
@@ -106,6 +125,9 @@ class ShardDataset(IterableDataset):
         self.split = split
         self._rank, self._world = rank, world_size
         self.epoch = 0
+        self.label_filter = LabelFilter() if label_filter is None else label_filter
+        require_columns(self.files, self.label_filter.required_columns())
+        self._filter_stats = FilterStats()
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose order the next iterator follows (call it in every process)."""
@@ -118,7 +140,18 @@ class ShardDataset(IterableDataset):
 
     def describe(self) -> str:
         """Which rows this dataset yields, for messages."""
-        return f"include={self.include!r}"
+        return f"include={self.include!r}, {self.label_filter.describe()}"
+
+    def filter_stats(self) -> FilterStats:
+        """What the label filter judged and dropped in this process's current (or last) pass
+        over the data, rows read so far; a copy.
+
+        Counted where the rows are read: in the main process for ``num_workers=0``; with
+        DataLoader workers each worker's copy of the dataset counts its own rows (read it in the
+        worker, ``torch.utils.data.get_worker_info().dataset.filter_stats()``), and the counts
+        of all consumers add up (``+``) to those of one consumer reading everything.
+        """
+        return dataclasses.replace(self._filter_stats)
 
     def _position(self) -> tuple[int, int]:
         return consumer_position(self._rank, self._world)
@@ -140,7 +173,8 @@ class ShardDataset(IterableDataset):
         )
 
     def __len__(self) -> int:
-        """An upper bound for one consumer (DataLoader progress); exact when ``include="all"``."""
+        """An upper bound for one consumer (DataLoader progress); exact when ``include="all"``
+        and no label filter is on."""
         _, consumers = self._position()
         return math.ceil(self.num_rows / consumers)
 
@@ -164,6 +198,8 @@ class ShardDataset(IterableDataset):
 
     def _samples(self) -> Iterator[dict[str, Any]]:
         readers: dict[str, DenseReader] = {}
+        self._filter_stats = FilterStats()
+        columns = list(dict.fromkeys([*self.columns, *self.label_filter.required_columns()]))
         try:
             for file_index, rows in self.assignment():
                 if len(rows) == 0:
@@ -173,7 +209,7 @@ class ShardDataset(IterableDataset):
                 if reader is None:
                     reader = readers[shard.folder] = DenseReader(shard.folder)
                 path = os.path.join(shard.folder, shard.name)
-                records = pq.read_table(path, columns=list(self.columns)).to_pylist()
+                records = pq.read_table(path, columns=columns).to_pylist()
                 yield from self._file_samples(reader, shard, records, rows)
         finally:
             for reader in readers.values():
@@ -187,12 +223,18 @@ class ShardDataset(IterableDataset):
         rows: np.ndarray,
     ) -> Iterator[dict[str, Any]]:
         """The samples of ``rows`` (indices into ``records``, one file's rows) in that order,
-        leaving out the rows :meth:`_keeps` refuses."""
+        leaving out the rows :meth:`_keeps` or the label filter refuses."""
         build = self._sample_builder(reader, shard, records)
+        label_filter = self.label_filter if self.label_filter.active else None
         for row in rows:
             record = records[int(row)]
-            if self._keeps(record):
-                yield build(int(row), record)
+            if not self._keeps(record):
+                continue
+            if label_filter is not None:
+                record = label_filter.apply(record, self._filter_stats)
+                if record is None:
+                    continue
+            yield build(int(row), record)
 
     def _keeps(self, record: dict[str, Any]) -> bool:
         """Whether row ``record`` is yielded (``include``)."""
@@ -226,11 +268,14 @@ class PairDataset(ShardDataset):
         folders: output folders of ``dptrack-build pairs``.
         min_valid: skip rows whose ``valid_fraction`` (share of crop-A pixels with a valid flow)
             is below this, in ``[0, 1]``; 0 keeps every row.
+        label_filter: only its ``offsets`` (keep pairs whose ``|offset|`` is in the set); pairs
+            carry no labels, so the other criteria are refused.
         shuffle, seed, shuffle_buffer, split, rank, world_size: as for :class:`ShardDataset`.
 
     Raises:
         FileNotFoundError: a folder without ``pairs-*.parquet`` (the message says what it holds,
             e.g. the instance shards of a ``dptrack-build run`` folder).
+        ValueError: a ``label_filter`` with a criterion other than ``offsets``.
     """
 
     prefix: ClassVar[str] = naming.PREFIX_PAIRS
@@ -241,6 +286,7 @@ class PairDataset(ShardDataset):
         folders: Sequence[str] | str,
         *,
         min_valid: float = 0.0,
+        label_filter: LabelFilter | None = None,
         shuffle: bool = True,
         seed: int = 0,
         shuffle_buffer: int = 0,
@@ -250,6 +296,11 @@ class PairDataset(ShardDataset):
     ) -> None:
         if not 0.0 <= min_valid <= 1.0:
             raise ValueError(f"min_valid must be in [0, 1], got {min_valid!r}")
+        if label_filter is not None and label_filter.needs_labels:
+            raise ValueError(
+                f"pairs carry no labels: a PairDataset filters only by offsets, got "
+                f"{label_filter.describe()}"
+            )
         super().__init__(
             folders,
             include="all",
@@ -260,11 +311,12 @@ class PairDataset(ShardDataset):
             split=split,
             rank=rank,
             world_size=world_size,
+            label_filter=label_filter,
         )
         self.min_valid = float(min_valid)
 
     def describe(self) -> str:
-        return f"pairs with valid_fraction >= {self.min_valid}"
+        return f"pairs with valid_fraction >= {self.min_valid}, {self.label_filter.describe()}"
 
     def _keeps(self, record: dict[str, Any]) -> bool:
         return not record["valid_fraction"] < self.min_valid  # (NaN is kept)

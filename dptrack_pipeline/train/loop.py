@@ -59,6 +59,7 @@ from dptrack_pipeline.train.objective import (
     split_outputs,
     supervised_losses,
 )
+from dptrack_pipeline.train.shard_index import list_shard_files, require_columns
 from dptrack_pipeline.train.streams import Stream, build_streams
 from dptrack_pipeline.train.warps import apply_tps
 
@@ -87,6 +88,7 @@ class Trainer:
         self.step = 0
         self.stage = 1
         self.streams: dict[str, Stream] = {}
+        self._check_filter_columns()
         os.makedirs(checkpoint_folder(config.out), exist_ok=True)
         self.metrics_path = os.path.join(config.out, "metrics.jsonl")
 
@@ -100,6 +102,14 @@ class Trainer:
             folders = c.shards + c.finetune_shards if c.finetune_union else c.finetune_shards
             out.append((2, tuple(folders), c.steps + c.finetune_steps, c.lr / 10))
         return out
+
+    def _check_filter_columns(self) -> None:
+        """Refuse, before any training, a label filter that needs a quality column one of the
+        training folders (of any stage) lacks (:func:`~.shard_index.require_columns`)."""
+        needed = self.config.label_filter().required_columns()
+        if needed:
+            folders = dict.fromkeys(f for _, stage, _, _ in self.stages() for f in stage)
+            require_columns(list_shard_files(list(folders)), needed)
 
     def _enter_stage(self, stage: int, folders: Sequence[str], lr: float) -> None:
         self.stage = stage

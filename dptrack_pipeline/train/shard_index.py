@@ -8,19 +8,21 @@ here (row counts), so listing a folder is cheap and the result pickles small: th
 :mod:`.dataset` hold these :class:`ShardFile` records, never open files.
 
 A folder of the wrong kind is the common mistake (a ``run`` folder passed as ``--pairs``), so the
-error names the shard files the folder does hold and which dataset reads them.
+error names the shard files the folder does hold and which dataset reads them. The other one is a
+folder of an older format: :func:`require_columns` says which column a label filter
+(:mod:`.filters`) needs, which folder lacks it, and that re-running ``dptrack-build run`` writes it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 
 from dptrack_pipeline.shards import naming
-from dptrack_pipeline.shards.reader import list_shards
+from dptrack_pipeline.shards.reader import file_schema_version, list_shards
 
 META_COLUMNS = (
     "video_id",
@@ -47,7 +49,8 @@ COLUMNS = (
     "crop_index",
     "flow_index",
 )
-"""Columns of ``instances-*.parquet`` (``schemas/instances.v1.json``) a training sample needs."""
+"""Columns of ``instances-*.parquet`` a training sample needs (all in ``schemas/instances.v1.json``,
+so every readable folder has them; a label filter reads quality columns of v2 besides)."""
 
 PAIR_COLUMNS = (
     "video_id",
@@ -110,3 +113,30 @@ def list_shard_files(
             rows = pq.ParquetFile(path).metadata.num_rows
             files.append(ShardFile(str(folder), os.path.basename(path), rows))
     return files
+
+
+def require_columns(files: Sequence[ShardFile], needed: Mapping[str, str]) -> None:
+    """Check that every file of ``files`` has the columns of ``needed`` (``column -> what needs
+    it``, e.g. ``{"pckh": "min_pckh=0.5"}``); only Parquet footers are read.
+
+    Raises:
+        ValueError: naming the first folder, column and file that lacks one, the file's schema
+            version, and what to do (re-run ``dptrack-build run``: instances schema v2 carries
+            the quality of every propagated label).
+    """
+    if not needed:
+        return
+    for shard in files:
+        path = os.path.join(shard.folder, shard.name)
+        schema = pq.read_schema(path)
+        missing = [column for column in needed if column not in schema.names]
+        if missing:
+            column = missing[0]
+            version = file_schema_version(schema)
+            written = f"instances schema v{version}" if version else "an older instances schema"
+            raise ValueError(
+                f"{shard.folder} has no column {column!r} (needed by {needed[column]}): "
+                f"{shard.name} is {written}, written before the shards "
+                f"carried the quality of their labels (v2). Re-run `dptrack-build run` into a "
+                f"new folder to write it, or drop the filter"
+            )

@@ -10,6 +10,13 @@ unlabelled video), a :class:`~dptrack_pipeline.train.dataset.PairDataset` over t
 stage. So "equivariance" adds motion without adding labels, and every configuration sees the same
 supervised batches per step unless GT propagation is on.
 
+**Label filters** (:meth:`TrainConfig.label_filter`: ``--max-fb-error``, ``--min-photo``,
+``--min-pckh``, ``--offsets``, ``--min-points``) apply where labels are consumed: the supervised
+stream of every stage. The pairs stream uses no labels and stays unfiltered; evaluation
+(``val_shards``, :mod:`.validate`) reads the annotated instances, never filtered. A filter is a
+pure function of each row, so it changes which batches an epoch holds but not how a position
+resumes.
+
 A :class:`Stream` is endless and its position is two integers (epoch, batches consumed), so a
 checkpoint stores it and a resumed stream skips to the same next batch: epoch ``e`` is the
 dataset's seeded order for ``e`` (:mod:`.partition`), identical in every process.
@@ -93,7 +100,13 @@ def build_streams(config: TrainConfig, folders: Sequence[str], seed: int) -> dic
     include = "all" if config.gt_propagation else "sources"
     streams = {
         "supervised": Stream(
-            ShardDataset(folders, include=include, seed=seed, with_flow_source=False),
+            ShardDataset(
+                folders,
+                include=include,
+                seed=seed,
+                with_flow_source=False,
+                label_filter=config.label_filter(),
+            ),
             config.batch_size,
             config.workers,
         )
