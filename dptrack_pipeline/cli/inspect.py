@@ -12,11 +12,11 @@ from dptrack_pipeline.cli import options as opt
 
 @click.command()
 @click.argument("out", type=click.Path(exists=True, file_okay=False))
-@click.option(
+@opt.output_path(
     "--render",
     "render_dir",
-    type=click.Path(file_okay=False),
-    help="Write PNG overlays (source vs propagated points and masks) and crop-flow pictures here.",
+    "Write PNG overlays (source vs propagated points and masks) and crop-flow pictures here.",
+    directory=True,
 )
 @opt.path(
     "--frames-root",

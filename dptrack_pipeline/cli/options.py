@@ -185,6 +185,12 @@ def path(name: str, help_text: str, *, directory: bool = False, **kwargs: Any) -
     return click.option(name, type=kind, help=help_text, **kwargs)
 
 
+def output_path(name: str, dest: str, help_text: str, *, directory: bool = False) -> Decorator:
+    """An option naming a file (or folder) a command writes; it need not exist yet."""
+    kind = click.Path(file_okay=not directory, dir_okay=directory)
+    return click.option(name, dest, type=kind, help=help_text)
+
+
 def offsets_option(help_text: str) -> Decorator:
     """``--offsets K`` (1..30)."""
     return value("--offsets", DEFAULT_MAX_OFFSET, click.IntRange(1, 30), help_text)

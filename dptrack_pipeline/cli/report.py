@@ -23,11 +23,10 @@ Example:
     type=click.Path(dir_okay=False),
     help="The HTML file to write (images inline; opens from disk, no server, no network).",
 )
-@click.option(
+@opt.output_path(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False),
-    help="Also write the report's figures (the numbers, no images) as JSON to this file.",
+    "Also write the report's figures (the numbers, no images) as JSON to this file.",
 )
 @opt.value(
     "--gallery",

@@ -26,17 +26,7 @@ from dptrack_pipeline.cli import options as opt
     click.IntRange(1),
     "Exact flow truth is saved for T±1..this around labelled frames.",
 )
-def synth(
-    out: str,
-    videos: int,
-    frames: int,
-    seed: int,
-    width: int,
-    height: int,
-    people: int,
-    label_every: int,
-    max_offset: int,
-) -> None:
+def synth(out: str, **params: int) -> None:
     """Render a small DensePose-Track-like dataset with exact truth.
 
     Writes OUT/annotations.json (DensePose-PoseTrack format, file_names relative to OUT, so
@@ -45,16 +35,5 @@ def synth(
     """
     from dptrack_pipeline.synth.dataset import generate_dataset
 
-    summary = generate_dataset(
-        out,
-        videos=videos,
-        frames=frames,
-        seed=seed,
-        width=width,
-        height=height,
-        people=people,
-        label_every=label_every,
-        max_offset=max_offset,
-        progress=True,
-    )
+    summary = generate_dataset(out, progress=True, **params)
     click.echo(json.dumps(summary, indent=2, default=str))

@@ -41,6 +41,7 @@ from dptrack_pipeline.rejects import (
 )
 from dptrack_pipeline.schedule import Held, target_indices, walk_schedule
 from dptrack_pipeline.shards import ShardRecord
+from dptrack_pipeline.shards.counters import COUNTER_SUMS, KIND_RUN
 from dptrack_pipeline.structures import PersonInstance
 
 
@@ -171,14 +172,7 @@ def _propagate_source(
             yield _propagate_to(task, person, labels, (source, t), held, settings, counters)
 
 
-POINT_COUNTERS = (
-    "points_in",
-    "points_kept",
-    "points_dropped_fb",
-    "points_dropped_outside",
-    "points_dropped_photo",
-    "points_dropped_chain",
-)
+POINT_COUNTERS = ("points_in", *dict(COUNTER_SUMS[KIND_RUN])["points_in"])
 """Counters of propagated points (``points_in`` = kept + every dropped reason)."""
 
 

@@ -53,15 +53,18 @@ def _pngs(panels: dict[str, Any]) -> dict[str, bytes]:
     return {name: gallery.encode_png(picture) for name, picture in panels.items()}
 
 
+def _common(folder: str, gallery_size: int) -> dict[str, Any]:
+    """The arguments both folder kinds' figures take besides the manifest and the index."""
+    return {
+        "rejects": read_rejects(folder),
+        "written": manifest_written(folder),
+        "gallery_size": gallery_size,
+    }
+
+
 def _run_report(folder: str, info: dict[str, Any], gallery_size: int) -> tuple[dict, str]:
     instances = read_instances(folder)
-    figures = run_figures(
-        info,
-        instances,
-        read_rejects(folder),
-        written=manifest_written(folder),
-        gallery_size=gallery_size,
-    )
+    figures = run_figures(info, instances, **_common(folder, gallery_size))
     drawn = {"kept": charts.kept_fraction_chart(figures["offsets"])}
     if figures["distributions"] is not None:
         drawn["fb_error"] = charts.histogram_chart(
@@ -99,13 +102,7 @@ def _run_report(folder: str, info: dict[str, Any], gallery_size: int) -> tuple[d
 
 def _pairs_report(folder: str, info: dict[str, Any], gallery_size: int) -> tuple[dict, str]:
     pairs = read_pairs(folder)
-    figures = pairs_figures(
-        info,
-        pairs,
-        read_rejects(folder),
-        written=manifest_written(folder),
-        gallery_size=gallery_size,
-    )
+    figures = pairs_figures(info, pairs, **_common(folder, gallery_size))
     chart = charts.pairs_offset_chart(figures["offsets"])
     tiles = []
     with DenseReader(folder) as dense:

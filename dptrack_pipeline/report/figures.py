@@ -5,7 +5,7 @@ drawing): the page (:mod:`~dptrack_pipeline.report.pages`) shows them and ``--js
 unchanged, so the two never disagree. Everything is plain JSON data
 (:func:`~dptrack_pipeline.report.columns.json_ready` turns NaN into ``null``).
 
-* :func:`run_about` - inputs, estimator, parameters, checks and versions the manifest records.
+* :func:`about` - inputs, estimator, parameters, checks and versions the manifest records.
 * :func:`run_funnel` - instances in / written / rejected by reason and points in / kept /
   dropped by reason: the manifest's ``counters`` (rejects by reason from the reject rows).
 * :func:`offset_table` - per offset, from the rows (:func:`~dptrack_pipeline.propagate.summary.
@@ -66,31 +66,31 @@ def has_quality_columns(instances: pa.Table) -> bool:
 # --------------------------------------------------------------------------- header and funnel
 
 
-def run_about(info: dict[str, Any], written: str | None) -> dict[str, Any]:
+def about(
+    info: dict[str, Any],
+    written: str | None,
+    inputs: tuple[str, ...] = ("annotations", "frames_root", "posetrack"),
+    parameters: tuple[str, ...] = ("offsets", "crop_size", "num_shards", "fb_threshold"),
+) -> dict[str, Any]:
     """What produced the folder: inputs, estimator, parameters, checks, versions.
 
     Args:
         info: ``dataset_info.json``.
         written: when the manifest was written (its file's modification time; the manifest holds
             no timestamp by design), or ``None`` when unknown.
+        inputs: the config keys that name the job's inputs (the defaults: a ``run``'s).
+        parameters: the manifest's top-level parameters to show (the defaults: a ``run``'s).
     """
     config = dict(info.get("config", {}))
-    inputs = {k: config.pop(k) for k in ("annotations", "frames_root", "posetrack") if k in config}
     return {
         "written": written,
-        "inputs": inputs,
+        "inputs": {k: config.pop(k) for k in inputs if k in config},
         "estimator": {
             "name": info.get("estimator"),
             "params": info.get("estimator_params", {}),
             "provenance": info.get("extra", {}).get("estimator_provenance", {}),
         },
-        "parameters": {
-            "offsets": info.get("offsets"),
-            "crop_size": info.get("crop_size"),
-            "num_shards": info.get("num_shards"),
-            "fb_threshold": info.get("fb_threshold"),
-            "config": config,
-        },
+        "parameters": {**{k: info.get(k) for k in parameters}, "config": config},
         "checks": info.get("checks"),
         "versions": {
             "code_version": info.get("code_version"),
@@ -337,7 +337,7 @@ def run_figures(
     checks = info.get("checks") or {}
     return {
         "kind": KIND_RUN,
-        "about": run_about(info, written),
+        "about": about(info, written),
         "funnel": run_funnel(info.get("counters", {}), instances, rejects, info.get("totals")),
         "quality_columns": has_quality_columns(instances),
         "offsets": offset_table(instances),

@@ -24,39 +24,21 @@ from dptrack_pipeline.pairs.summary import pairs_offset_summary
 from dptrack_pipeline.pictures import spread_over_offsets
 from dptrack_pipeline.rejects import count_reasons
 from dptrack_pipeline.report.columns import mean, median
+from dptrack_pipeline.report.figures import about
 from dptrack_pipeline.shards.counters import KIND_PAIRS, counter_problems
 from dptrack_pipeline.shards.reader import columns_as_arrays
 
 REJECTED_PREFIX = "rejected."
 
 
+PAIRS_INPUTS = ("videos", "people")
+PAIRS_PARAMETERS = ("mode", "offsets", "stride", "crop_size", "fb_threshold", "num_shards")
+
+
 def pairs_about(info: dict[str, Any], written: str | None) -> dict[str, Any]:
-    """What produced the folder (see :func:`~dptrack_pipeline.report.figures.run_about`)."""
-    config = dict(info.get("config", {}))
-    inputs = {k: config.pop(k) for k in ("videos", "people") if k in config}
-    return {
-        "written": written,
-        "inputs": inputs,
-        "estimator": {
-            "name": info.get("estimator"),
-            "params": info.get("estimator_params", {}),
-            "provenance": info.get("extra", {}).get("estimator_provenance", {}),
-        },
-        "parameters": {
-            "mode": info.get("mode"),
-            "offsets": info.get("offsets"),
-            "stride": info.get("stride"),
-            "crop_size": info.get("crop_size"),
-            "fb_threshold": info.get("fb_threshold"),
-            "num_shards": info.get("num_shards"),
-            "config": config,
-        },
-        "versions": {
-            "code_version": info.get("code_version"),
-            "schemas": info.get("schemas", {}),
-            **info.get("versions", {}),
-        },
-    }
+    """What produced the folder (:func:`~dptrack_pipeline.report.figures.about` of a pairs
+    folder's inputs and parameters)."""
+    return about(info, written, PAIRS_INPUTS, PAIRS_PARAMETERS)
 
 
 def pairs_funnel(

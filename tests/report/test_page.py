@@ -102,25 +102,26 @@ def test_json_holds_the_numbers_without_nan(reports: dict, run_folder: Path) -> 
     assert {"fb_error_px", "photo_zncc"} <= set(figures["distributions"][0])
 
 
-def test_v1_page_says_the_quality_columns_are_absent(reports: dict, gallery_size: int) -> None:
-    page, figures_path = reports["v1"]
+def _page(reports: dict, kind: str) -> tuple[object, str, dict]:
+    """The parsed page of one report, its text, and its JSON figures."""
+    page, figures_path = reports[kind]
     parser = parse(page)
-    text = " ".join(parser.text)
+    return parser, " ".join(parser.text), json.loads(figures_path.read_text())
+
+
+def test_v1_page_says_the_quality_columns_are_absent(reports: dict, gallery_size: int) -> None:
+    parser, text, figures = _page(reports, "v1")
     assert "quality columns (dp_fb_error" in text and "are absent" in text
     assert "records no checks" in text
-    figures = json.loads(figures_path.read_text())
     assert figures["quality_columns"] is False and figures["distributions"] is None
     # The kept-fraction chart and the gallery: no histograms, no colour scale.
     assert len(decoded_images(parser)) == 1 + 3 * 2 * gallery_size
 
 
 def test_pairs_page_has_its_funnel_table_and_gallery(reports: dict, gallery_size: int) -> None:
-    page, figures_path = reports["pairs"]
-    parser = parse(page)
-    text = " ".join(parser.text)
+    parser, text, figures = _page(reports, "pairs")
     assert "dptrack pairs report" in text and "rejected pairs by reason" in text
     assert "B warped onto A" in text
-    figures = json.loads(figures_path.read_text())
     assert figures["kind"] == "pairs" and len(figures["gallery"]) == gallery_size
     # The offset chart and four panels per pair.
     assert len(decoded_images(parser)) == 1 + 4 * gallery_size
