@@ -40,6 +40,10 @@ STAGE_PEOPLE = "people"
 STAGE_PAIRS = "pairs"
 
 UNKNOWN_FRAME = "unknown_frame"
+DUPLICATE_IMAGE_ID = "duplicate_image_id"
+IMAGE_IN_TWO_VIDEOS = "image_in_two_videos"
+DUPLICATE_ANNOTATION_ID = "duplicate_annotation_id"
+PATH_OUTSIDE_ROOT = "path_outside_root"
 FRAME_MISSING = "frame_missing"
 FRAME_UNREADABLE = "frame_unreadable"
 FRAME_INDEX_OUT_OF_RANGE = "frame_index_out_of_range"
@@ -94,7 +98,13 @@ def reasons_of_stage(stage: str) -> tuple[str, ...]:
 
 
 VALIDATION_REASONS = reasons_of_stage(STAGE_VALIDATE)
-DECODE_REASONS = (FRAME_MISSING, FRAME_UNREADABLE, FRAME_INDEX_OUT_OF_RANGE, FRAME_SIZE_MISMATCH)
+DECODE_REASONS = (
+    FRAME_MISSING,
+    FRAME_UNREADABLE,
+    FRAME_INDEX_OUT_OF_RANGE,
+    FRAME_SIZE_MISMATCH,
+    PATH_OUTSIDE_ROOT,
+)
 """Reasons a frame cannot be used: not decoded, or decoded but unusable (``FrameDecodeError``)."""
 
 

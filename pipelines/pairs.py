@@ -7,12 +7,14 @@ Graph (every arrow a PCollection; ids and paths travel, pixels only as packed cr
         ProcessChunkFn --(shard, crop | pair | reject)--+
     plan rejects (unreadable videos, bad people rows) ---+--> WriteShards (shards, then
     people-file rejects found at launch ----------------+     dataset_info.json)
-    launch, plan and worker counters -------------------+
+    launch and plan counters ---------------------------+
 
 Frames are counted on the workers (``PlanVideoFn``), not by the launcher, which only lists the
 inputs and reads the people file (:func:`dptrack_pipeline.pairs.launch.prepare`).
 ``build_pairs(pipeline, config, prepared)`` adds the graph to a pipeline (tests, embedding);
-``run(config, beam_args, prepared)`` runs it with any Beam options.
+``run(config, beam_args, prepared)`` runs it with any Beam options. A resumed job
+(``prepared.progress`` with kept shards) plans every video again but processes only the chunks
+of shards it does not keep.
 """
 
 from __future__ import annotations
@@ -51,11 +53,15 @@ def build_pairs(
             COUNTERS_TAG, steps.REJECTS_TAG, main="chunks"
         )
     )
+    chunks = planned.chunks
+    progress = prepared.progress
+    if progress is not None and progress.done:
+        kept = set(progress.done)
+        chunks = chunks | "SkipKeptChunks" >> beam.Filter(lambda e: e[0] not in kept)
     processed = (
-        planned.chunks
+        chunks
         | "DistributeChunks" >> beam.Reshuffle()
-        | "ProcessChunks"
-        >> beam.ParDo(steps.ProcessChunkFn(config)).with_outputs(COUNTERS_TAG, main="items")
+        | "ProcessChunks" >> beam.ParDo(steps.ProcessChunkFn(config))
     )
     launch_rejects = pipeline | "LaunchRejects" >> beam.Create(
         [
@@ -68,21 +74,17 @@ def build_pairs(
         [prepared.counters], reshuffle=False
     )
     items = (
-        processed.items,
+        processed,
         planned[steps.REJECTS_TAG],
         launch_rejects,
     ) | "AllItems" >> beam.Flatten()
-    counters = (
-        planned[COUNTERS_TAG],
-        processed[COUNTERS_TAG],
-        launch_counters,
-    ) | "WorkCounters" >> beam.Flatten()
+    counters = (planned[COUNTERS_TAG], launch_counters) | "PlanCounters" >> beam.Flatten()
     extra = {
         "estimator_provenance": prepared.estimator_provenance,
         "video_ids": sorted(v.video_id for v in prepared.videos),
     }
     writer = steps.PairShardWriter(config, n, prepared.estimator_params, extra)
-    return (items, counters) | "WriteShards" >> WriteShards(writer)
+    return (items, counters) | "WriteShards" >> WriteShards(writer, progress)
 
 
 def run(

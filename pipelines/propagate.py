@@ -3,10 +3,13 @@ propagated instances in Parquet/HDF5 shards.
 
 Graph (every arrow a PCollection; ids and paths travel, pixels do not)::
 
-    runs of a video's windows --Reshuffle--> ProcessWindowFn --(shard, item)--+
-    validation rejects ------------(shard, reject)----------------------------+--> WriteShards
-    planned counters, worker counters -----------------------------------------+   (shards, then
-                                                                                dataset_info.json)
+    runs of a video's windows --Reshuffle--> ProcessWindowFn --(shard, item | counts)--+
+    validation rejects ---------------(shard, reject)-----------------------------------+
+    planned counters -------------------------------------------------------------------+
+        --> WriteShards (shards and their receipts, then dataset_info.json)
+
+A resumed run (``prepared.progress`` with kept shards) plans every window but processes only
+those of shards it does not keep.
 
 ``build_propagate(pipeline, config, prepared)`` adds the graph to a pipeline (for tests and
 embedding); ``run(config, beam_args, prepared)`` launches it with the given Beam options (any
@@ -24,7 +27,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from dptrack_pipeline.beam import propagate as steps
-from dptrack_pipeline.beam.common import COUNTERS_TAG, WriteShards
+from dptrack_pipeline.beam.common import WriteShards
 from dptrack_pipeline.propagate.config import PropagateConfig
 from dptrack_pipeline.propagate.launch import PreparedRun, prepare
 from dptrack_pipeline.rejects import reject_row
@@ -38,15 +41,14 @@ def build_propagate(
 ) -> beam.PCollection:
     """Add the ``run`` graph to ``pipeline``; returns the PCollection of the manifest path."""
     prepared = prepared or prepare(config)
-    plan, num_shards = prepared.plan, prepared.num_shards
+    plan, num_shards, progress = prepared.plan, prepared.num_shards, prepared.progress
+    kept = set(progress.done) if progress is not None else set()
+    tasks = [t for t in plan.tasks if shard_for_key(t.window.video_id, num_shards) not in kept]
     processed = (
         pipeline
-        | "VideoTasks" >> beam.Create(steps.group_windows(plan.tasks), reshuffle=False)
+        | "VideoTasks" >> beam.Create(steps.group_windows(tasks), reshuffle=False)
         | "Distribute" >> beam.Reshuffle()
-        | "ProcessWindows"
-        >> beam.ParDo(steps.ProcessWindowFn(config, num_shards, len(plan.tasks))).with_outputs(
-            COUNTERS_TAG, main="items"
-        )
+        | "ProcessWindows" >> beam.ParDo(steps.ProcessWindowFn(config, num_shards, len(tasks)))
     )
     validation_rejects = pipeline | "ValidationRejects" >> beam.Create(
         [
@@ -59,15 +61,14 @@ def build_propagate(
         reshuffle=False,
     )
     planned = pipeline | "PlannedCounters" >> beam.Create([plan.counters], reshuffle=False)
-    items = (processed.items, validation_rejects) | "AllItems" >> beam.Flatten()
-    counters = (processed[COUNTERS_TAG], planned) | "WorkCounters" >> beam.Flatten()
+    items = (processed, validation_rejects) | "AllItems" >> beam.Flatten()
     writer = steps.InstanceShardWriter(
         config,
         num_shards,
         prepared.estimator_params,
         {"estimator_provenance": prepared.estimator_provenance},
     )
-    return (items, counters) | "WriteShards" >> WriteShards(writer)
+    return (items, planned) | "WriteShards" >> WriteShards(writer, progress)
 
 
 def run(

@@ -11,15 +11,20 @@
   same options gets the same model and a lock that runs one batch at a time on the device. This is
   what Beam's ``RunInference`` does with ``Shared`` handles; it lives in the estimator rather than
   in Beam so direct (non-Beam) use shares the same way.
-* **Counters travel as data** (dicts tagged :data:`COUNTERS_TAG`, summed with
-  :class:`SumCounters`), not as Beam metrics: metrics are best-effort on some runners, and the
-  manifest must hold exact numbers on all of them.
+* **Counters travel as data**, not as Beam metrics: metrics are best-effort on some runners, and
+  the manifest must hold exact numbers on all of them. A worker's counters are an item of the
+  shard its outputs go to (``(shard, ShardCounts)``), so each shard knows its own counts; counters
+  of no shard (the launcher's plan, video planning) are dicts tagged :data:`COUNTERS_TAG`. Both
+  are summed with :class:`SumCounters`.
 * :class:`WriteShards` is the one tail of both graphs: ``(shard, item)`` elements plus one
   placeholder per shard (so empty shards exist) are grouped by shard, each shard is written by the
-  job's :class:`ShardWriter` (rows sorted inside the shard, files written atomically), the
-  counters are summed, and ``dataset_info.json`` is written once, last, from every shard's file
-  entries. Which shard an element goes to is the job's choice (a salted hash of a stable key,
-  :func:`~dptrack_pipeline.shards.shard_for_key`), made where the element is produced.
+  job's :class:`ShardWriter` (rows sorted inside the shard, files written atomically) and, with a
+  :class:`~dptrack_pipeline.shards.progress.Progress`, gets its receipt; the counters are summed,
+  and ``dataset_info.json`` is written once, last, from every shard's file entries, after which
+  the in-progress marker is removed. Shards a resumed job keeps are not written again: their
+  items are dropped and their receipts stand in for them. Which shard an element goes to is the
+  job's choice (a salted hash of a stable key, :func:`~dptrack_pipeline.shards.shard_for_key`),
+  made where the element is produced.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -38,6 +44,7 @@ from dptrack_pipeline.frames import VideoReaders
 from dptrack_pipeline.shards import build_dataset_info, counter_problems, write_dataset_info
 from dptrack_pipeline.shards.counters import KIND_RUN
 from dptrack_pipeline.shards.manifest import folder_kind
+from dptrack_pipeline.shards.progress import Progress, clear_progress, write_receipt
 
 COUNTERS_TAG = "counters"
 LOG = logging.getLogger(__name__)
@@ -78,6 +85,13 @@ class FlowWorkerFn(beam.DoFn):
             self._readers.close()
         if self._bar is not None:
             self._bar.close()
+
+
+@dataclass(frozen=True)
+class ShardCounts:
+    """A worker's counters, as an item of the shard its outputs went to."""
+
+    counters: dict[str, int]
 
 
 class SumCounters(beam.CombineFn):
@@ -156,56 +170,87 @@ class ShardWriter(abc.ABC):
 
 
 class _WriteShardFn(beam.DoFn):
-    """``(shard, [items]) -> file entries``; the writer's counters tagged."""
+    """``(shard, [items]) -> file entries``; the shard's counters (workers' and writer's)
+    tagged. With a ``progress``, the shard's receipt is written after its files."""
 
-    def __init__(self, writer: ShardWriter):
+    def __init__(self, writer: ShardWriter, progress: Progress | None):
         self._writer = writer
+        self._progress = progress
 
     def process(self, element: tuple[int, Iterable[Any]]) -> Iterator[Any]:
         shard, items = element
-        files, counters = self._writer.write(shard, [i for i in items if i is not None])
+        counts: Counter = Counter()
+        rows = []
+        for item in items:
+            if isinstance(item, ShardCounts):
+                counts.update(item.counters)
+            elif item is not None:
+                rows.append(item)
+        files, written = self._writer.write(shard, rows)
+        counts.update(written)
+        counters = {k: int(v) for k, v in sorted(counts.items())}
+        if self._progress is not None:
+            w = self._writer
+            write_receipt(w.out, self._progress.run_key, w.num_shards, shard, files, counters)
         yield from files
         yield beam.pvalue.TaggedOutput(COUNTERS_TAG, counters)
 
 
 class _WriteManifestFn(beam.DoFn):
-    """Write ``dataset_info.json`` once, from every file entry and the summed counters."""
+    """Write ``dataset_info.json`` once, from every file entry and the summed counters; then
+    remove the in-progress marker and receipts (when the job keeps them)."""
 
-    def __init__(self, writer: ShardWriter):
+    def __init__(self, writer: ShardWriter, progress: Progress | None):
         self._writer = writer
+        self._progress = progress
 
     def process(self, _: Any, files: list[dict], counters: dict) -> Iterator[str]:
+        kept = self._progress.done.values() if self._progress is not None else ()
+        files = [*files, *(f for receipt in kept for f in receipt.files)]
+        total = Counter(counters)
+        for receipt in kept:
+            total.update(receipt.counters)
+        counters = {k: int(v) for k, v in sorted(total.items())}
         info = self._writer.manifest(sorted(files, key=lambda f: f["file"]), counters)
         for problem in counter_problems(info["counters"], folder_kind(info), info["totals"]):
             LOG.warning("counters do not add up: %s", problem)
-        yield write_dataset_info(self._writer.out, info)
+        path = write_dataset_info(self._writer.out, info)
+        if self._progress is not None:
+            clear_progress(self._writer.out)
+        yield path
 
 
 class WriteShards(beam.PTransform):
     """``(items, counters) -> manifest path``: the shared tail of both jobs' graphs.
 
-    Input: a pair of PCollections, the ``(shard, item)`` elements to write and the counter dicts
-    gathered so far (planning, workers). Every shard index ``0..num_shards - 1`` is written, empty
-    or not; ``dataset_info.json`` is written after every shard, with the counters of the input
-    and of the writers summed.
+    Input: a pair of PCollections, the ``(shard, item)`` elements to write (``ShardCounts``
+    among them) and the counter dicts of no shard. Every shard index ``0..num_shards - 1`` is
+    written, empty or not, except those ``progress.done`` keeps; ``dataset_info.json`` is written
+    after every shard, with all counters summed.
     """
 
-    def __init__(self, writer: ShardWriter):
+    def __init__(self, writer: ShardWriter, progress: Progress | None = None):
         super().__init__()
         self._writer = writer
+        self._progress = progress
 
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
         items, counters = inputs
         pipeline = items.pipeline
+        done = set(self._progress.done) if self._progress is not None else set()
         placeholders = pipeline | "ShardPlaceholders" >> beam.Create(
-            [(i, None) for i in range(self._writer.num_shards)], reshuffle=False
+            [(i, None) for i in range(self._writer.num_shards) if i not in done], reshuffle=False
         )
+        if done:
+            items = items | "SkipKeptShards" >> beam.Filter(lambda e: e[0] not in done)
         written = (
             (items, placeholders)
             | "WithPlaceholders" >> beam.Flatten()
             | "ByShard" >> beam.GroupByKey()
             | "WriteShard"
-            >> beam.ParDo(_WriteShardFn(self._writer)).with_outputs(COUNTERS_TAG, main="files")
+            >> beam.ParDo(_WriteShardFn(self._writer, self._progress)).with_outputs(
+                COUNTERS_TAG, main="files"
+            )
         )
         total = (
             (counters, written[COUNTERS_TAG])
@@ -218,7 +263,7 @@ class WriteShards(beam.PTransform):
             | "Once" >> beam.Create([None], reshuffle=False)
             | "WriteManifest"
             >> beam.ParDo(
-                _WriteManifestFn(self._writer),
+                _WriteManifestFn(self._writer, self._progress),
                 files=beam.pvalue.AsSingleton(files),
                 counters=beam.pvalue.AsSingleton(total),
             )

@@ -24,7 +24,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from dptrack_pipeline.beam.common import COUNTERS_TAG, FlowWorkerFn, ShardWriter
+from dptrack_pipeline.beam.common import COUNTERS_TAG, FlowWorkerFn, ShardCounts, ShardWriter
 from dptrack_pipeline.pairs.config import PairsConfig
 from dptrack_pipeline.pairs.people import PersonEntry
 from dptrack_pipeline.pairs.plan import PairsChunk, plan_video
@@ -80,8 +80,8 @@ def _pack_pair(record: PairOutput, crop_size: int) -> PairRecord:
 
 
 class ProcessChunkFn(FlowWorkerFn):
-    """``(shard, PairsChunk) -> (shard, item)``; counters tagged. Items are
-    ``("crop", key, packed)``, ``("pair", PairRecord)`` and ``("reject", row, "pair")``."""
+    """``(shard, PairsChunk) -> (shard, item)``. Items are ``("crop", key, packed)``,
+    ``("pair", PairRecord)``, ``("reject", row, "pair")`` and one ``ShardCounts``."""
 
     def __init__(self, config: PairsConfig):
         super().__init__(config, "pair")
@@ -111,7 +111,7 @@ class ProcessChunkFn(FlowWorkerFn):
             else:
                 yield shard, (REJECT, key, PAIR_REJECT)
         counters["chunks_done"] += 1
-        yield beam.pvalue.TaggedOutput(COUNTERS_TAG, dict(counters))
+        yield shard, ShardCounts(dict(counters))
 
 
 class PairShardWriter(ShardWriter):

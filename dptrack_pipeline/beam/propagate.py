@@ -21,9 +21,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import apache_beam as beam
-
-from dptrack_pipeline.beam.common import COUNTERS_TAG, FlowWorkerFn, ShardWriter
+from dptrack_pipeline.beam.common import FlowWorkerFn, ShardCounts, ShardWriter
 from dptrack_pipeline.propagate.config import PropagateConfig
 from dptrack_pipeline.propagate.plan import WindowTask
 from dptrack_pipeline.propagate.worker import (
@@ -69,7 +67,7 @@ def group_windows(
 
 
 class ProcessWindowFn(FlowWorkerFn):
-    """``[WindowTask] -> (shard, ("instance", ShardRecord) | ("reject", row))``; counters tagged.
+    """``[WindowTask] -> (shard, ("instance", ShardRecord) | ("reject", row) | ShardCounts)``.
 
     An element is the windows of one video, in order: the worker keeps the video file open
     between them and so decodes a video file front to back once instead of seeking for every
@@ -103,7 +101,7 @@ class ProcessWindowFn(FlowWorkerFn):
         for shard, kind, payload in pending:
             yield shard, (kind, payload.result() if kind == INSTANCE else payload)
         counters["windows_done"] += 1
-        yield beam.pvalue.TaggedOutput(COUNTERS_TAG, dict(counters))
+        yield shard_for_key(task.window.video_id, self._num_shards), ShardCounts(dict(counters))
         if self._bar is not None:
             self._bar.update(1)
         LOG.debug("window %s done: %s", task.window.key, dict(counters))

@@ -42,6 +42,14 @@ def main(verbose: int) -> None:
     logging.basicConfig(
         level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_drop_import_noise)
+
+
+def _drop_import_noise(record: logging.LogRecord) -> bool:
+    """Beam warns on every import that the optional GCP client libraries are absent; that says
+    nothing about the job (a ``gs://`` run that needs them fails with its own error)."""
+    return not (record.name == "root" and str(record.msg).startswith("apitools not found"))
 
 
 for _command in (run, pairs, inspect, report, validate, synth, score, train):

@@ -94,8 +94,10 @@ def inspect(
         else:
             from dptrack_pipeline.propagate.render import render_instances
 
-            root = frames_root or info.get("config", {}).get("frames_root")
-            written = render_instances(out, rows, root, render_dir, max_render)
+            config = info.get("config", {})
+            root = frames_root or config.get("frames_root")
+            follow = bool(config.get("follow_symlinks", False))
+            written = render_instances(out, rows, root, render_dir, max_render, follow)
         click.echo(f"rendered {written} pictures into {render_dir}")
     if problems:
         sys.exit(1)

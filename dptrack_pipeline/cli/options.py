@@ -3,8 +3,8 @@
 * :func:`flow_options` adds the flow-estimator flags (``--estimator``, ``--estimator-option``
   and the FlowNet2 flags) and :func:`estimator_options` turns them into the estimator's options,
   refusing FlowNet2 flags given to another estimator.
-* :func:`output_options` adds ``--out``, ``--overwrite`` and ``--progress/--no-progress``;
-  :func:`prepare_out` applies ``--overwrite`` to the folder before a job writes.
+* :func:`output_options` adds ``--out``, ``--overwrite``, ``--resume`` and
+  ``--progress/--no-progress`` (what they do to the folder: :mod:`dptrack_pipeline.cli.folder`).
 * :data:`BEAM_PASSTHROUGH` lets every option a job command does not know through to Beam's
   ``PipelineOptions``; :func:`runs_here` says whether those options keep the work on this machine.
 * :func:`shards_option` is ``--num-shards`` with each job's sizing rule in its help.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -160,18 +160,41 @@ def estimator_options(estimator: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def output_options(progress_help: str) -> Decorator:
-    """``--out``, ``--overwrite`` and ``--progress/--no-progress`` of a job command."""
+    """``--out``, ``--overwrite``, ``--resume`` and ``--progress/--no-progress`` of a job."""
     return _apply(
         [
             click.option(
                 "--out", required=True, help="Output folder for shards and dataset_info.json."
             ),
-            click.option("--overwrite", is_flag=True, help="Replace shards already in --out."),
+            click.option(
+                "--overwrite",
+                is_flag=True,
+                help="Start over in a --out that holds shards or an interrupted job.",
+            ),
+            click.option(
+                "--resume",
+                is_flag=True,
+                help="Finish the interrupted job in --out: shards it completed (checked by "
+                "SHA-256) are kept, the rest redone; the result is byte-identical to an "
+                "uninterrupted run. Same flags and inputs as the interrupted job.",
+            ),
             click.option(
                 "--progress/--no-progress", default=True, show_default=True, help=progress_help
             ),
         ]
     )
+
+
+class Finite(click.FloatRange):
+    """A float range that also refuses ``nan`` and ``inf`` (click's ranges let both through)."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def value(name: str, default: Any, kind: Any, help_text: str) -> Decorator:
@@ -191,6 +214,15 @@ def output_path(name: str, dest: str, help_text: str, *, directory: bool = False
     return click.option(name, dest, type=kind, help=help_text)
 
 
+follow_symlinks_option = click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="Read frames and videos through symlinks that leave their folder (frame folders that "
+    "are symlink farms). By default such a path, like a file_name with '..' or an absolute one, "
+    "is rejected as path_outside_root and never opened.",
+)
+
+
 def offsets_option(help_text: str) -> Decorator:
     """``--offsets K`` (1..30)."""
     return value("--offsets", DEFAULT_MAX_OFFSET, click.IntRange(1, 30), help_text)
@@ -198,7 +230,7 @@ def offsets_option(help_text: str) -> Decorator:
 
 def fb_threshold_option(help_text: str, default: float | None = DEFAULT_FB_THRESHOLD) -> Decorator:
     """``--fb-threshold PX`` (> 0; ``default`` ``None``: the preset's)."""
-    kind = click.FloatRange(min=0, min_open=True)
+    kind = Finite(min=0, min_open=True)
     if default is None:
         return click.option("--fb-threshold", default=None, type=kind, help=help_text)
     return value("--fb-threshold", default, kind, help_text)
@@ -212,27 +244,6 @@ def crop_size_option(help_text: str) -> Decorator:
 def shards_option(help_text: str) -> Decorator:
     """``--num-shards N`` (>= 1; default: the job's sizing rule, said in ``help_text``)."""
     return click.option("--num-shards", type=click.IntRange(1), default=None, help=help_text)
-
-
-def prepare_out(out: str, overwrite: bool, prefixes: tuple[str, ...]) -> None:
-    """Make ``--out`` ready for a job: refuse a folder holding shards unless ``--overwrite``,
-    then remove them. Remote folders (``gs://...``) are left to Beam's FileSystems.
-
-    Raises:
-        click.UsageError: shards are there and ``overwrite`` is not given.
-    """
-    if "://" in out:
-        return
-    if os.path.isdir(out):
-        old = [f for f in os.listdir(out) if f.startswith(prefixes)]
-        if old and not overwrite:
-            raise click.UsageError(
-                f"{out} already holds shards ({len(old)} files such as {sorted(old)[0]}); "
-                "pass --overwrite to replace them or choose another --out"
-            )
-        for name in old:
-            os.remove(os.path.join(out, name))
-    os.makedirs(out, exist_ok=True)
 
 
 def check_runtime(estimator: str, options: dict[str, Any], beam_args: list[str]) -> None:

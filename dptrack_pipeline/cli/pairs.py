@@ -41,6 +41,7 @@ Examples:
 )
 @opt.path("--people", "Person centres and scales per frame (JSON or CSV, format below).")
 @opt.output_options("Progress bar over pairs.")
+@opt.follow_symlinks_option
 @opt.offsets_option("K: pair every anchor frame T with T-K..T+K.")
 @opt.value("--stride", 1, click.IntRange(1), "Anchor frames are 0, S, 2S, ... (1: every frame).")
 @opt.crop_size_option("Side of the square crops and crop flows.")
@@ -58,14 +59,14 @@ Examples:
 @opt.value(
     "--min-valid",
     0.0,
-    click.FloatRange(0, 1),
+    opt.Finite(0, 1),
     "Reject pairs whose fraction of valid crop pixels is below this (pairs with none are "
     "always rejected).",
 )
 @opt.value(
     "--context",
     1.25,
-    click.FloatRange(min=0, min_open=True),
+    opt.Finite(min=0, min_open=True),
     "--people boxes: side = 200 * scale * context.",
 )
 @opt.value(
@@ -105,7 +106,9 @@ def pairs(ctx: click.Context, **params) -> None:
         prepare,
         run_pipeline,
         KIND_PAIRS,
+        "pairs",
         PAIRS_PREFIXES,
+        inputs=lambda c: [c.people] if c.people else [],
         announce=lambda prepared, beam: (
             f"{len(prepared.videos)} videos, about {prepared.estimated_pairs} pairs, "
             f"{prepared.num_shards} shards; Beam options: {beam}"

@@ -46,6 +46,7 @@ FlowNet2 on a GPU (the public checkpoint; weights loaded once per worker process
     required=True,
 )
 @opt.output_options("Progress bar over windows (in-process runners).")
+@opt.follow_symlinks_option
 @opt.flow_options
 @opt.offsets_option("K: propagate each labelled frame T to T-K..T+K.")
 @opt.value(
@@ -98,7 +99,9 @@ def run(ctx: click.Context, **params) -> None:
         prepare,
         run_pipeline,
         KIND_RUN,
+        "instances",
         RUN_PREFIXES,
+        inputs=lambda c: [c.annotations, *c.posetrack],
         announce=lambda _, beam: f"running with Beam options: {beam}",
         report=lambda c: (
             f"wrote {c['instances_written']} instances ({c['instances_rejected']} rejected of "

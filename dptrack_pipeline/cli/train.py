@@ -123,7 +123,7 @@ def _folders(flag: str, help: str, required: bool = False) -> Callable[[_F], _F]
     click.IntRange(1),
     "Instances per supervised batch (and per equivariance batch).",
 )
-@opt.value("--lr", 1e-3, click.FloatRange(min=0, min_open=True), "Adam learning rate of stage I.")
+@opt.value("--lr", 1e-3, opt.Finite(min=0, min_open=True), "Adam learning rate of stage I.")
 @click.option(
     "--losses",
     default="part_sparse,part_dense,uv",
@@ -140,12 +140,12 @@ def _folders(flag: str, help: str, required: bool = False) -> Callable[[_F], _F]
 @opt.value(
     "--propagated-weight",
     1.0,
-    click.FloatRange(0),
+    opt.Finite(0),
     "Weight of the propagated instances' losses (GT propagation).",
 )
 @click.option(
     "--max-fb-error",
-    type=click.FloatRange(min=0),
+    type=opt.Finite(min=0),
     default=None,
     metavar="PX",
     help="Drop propagated DensePose points whose forward-backward error (dp_fb_error) is above "
@@ -153,7 +153,7 @@ def _folders(flag: str, help: str, required: bool = False) -> Callable[[_F], _F]
 )
 @click.option(
     "--min-photo",
-    type=click.FloatRange(-1, 1),
+    type=opt.Finite(-1, 1),
     default=None,
     metavar="ZNCC",
     help="Drop propagated points whose photometric agreement (dp_photo: ZNCC of the 11x11 "
@@ -161,7 +161,7 @@ def _folders(flag: str, help: str, required: bool = False) -> Callable[[_F], _F]
 )
 @click.option(
     "--min-pckh",
-    type=click.FloatRange(0, 1),
+    type=opt.Finite(0, 1),
     default=None,
     metavar="P",
     help="Drop propagated instances whose PCKh@0.5 against the annotated keypoints (pckh, a "
@@ -192,7 +192,7 @@ def _folders(flag: str, help: str, required: bool = False) -> Callable[[_F], _F]
     "Siamese equivariance: real flow (propagated rows of the shards, or --pairs), "
     "random TPS warps, or none.",
 )
-@opt.value("--equivariance-weight", 1.0, click.FloatRange(0), "Weight of the equivariance loss.")
+@opt.value("--equivariance-weight", 1.0, opt.Finite(0), "Weight of the equivariance loss.")
 @opt.value(
     "--feature-level",
     "stack_features",
@@ -203,7 +203,7 @@ def _folders(flag: str, help: str, required: bool = False) -> Callable[[_F], _F]
 @opt.value(
     "--tps-strength",
     0.08,
-    click.FloatRange(0),
+    opt.Finite(0),
     "Std of the random TPS control-point offsets, normalised (1 = half the crop side).",
 )
 @opt.value("--seed", 0, int, "Seeds the model initialisation, the data order and the TPS warps.")

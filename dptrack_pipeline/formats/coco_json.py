@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from dptrack_pipeline.formats.annotation_set import AnnotationSet
+from dptrack_pipeline.formats.consistency import conflicts
 from dptrack_pipeline.formats.rle import is_empty_part, to_compressed_rle
 from dptrack_pipeline.formats.validation import (
     BBOX_OUTSIDE_TOLERANCE,
@@ -127,16 +128,22 @@ def assemble_annotation_set(
     """
     images: dict[int, dict] = {}
     image_problems: dict[int, list[Problem]] = {}
+    clash = conflicts(data)
     for image in data["images"]:
         if is_int_value(image.get("id")) and image["id"] not in images:
             images[image["id"]] = image
-            image_problems[image["id"]] = validate_image(image)
+            conflict = clash.image_problem(image["id"])
+            image_problems[image["id"]] = [conflict] if conflict else validate_image(image)
     videos = _videos(image for image_id, image in images.items() if not image_problems[image_id])
 
     result = AnnotationSet(videos=videos, num_annotations=len(data["annotations"]))
-    for ann in data["annotations"]:
+    for index, ann in enumerate(data["annotations"]):
         image_id = ann.get("image_id") if isinstance(ann, dict) else None
         image = images.get(image_id) if is_int_value(image_id) else None
+        if index in clash.annotations:
+            code, detail = clash.annotations[index]
+            result.rejects.append(validation_reject(code, detail, ann, image))
+            continue
         if image is not None and image_problems[image["id"]]:
             found = image_problems[image["id"]]
             detail = "; ".join(text for _, text in found)  # the details name the image

@@ -46,6 +46,7 @@ from dptrack_pipeline.formats.coco_json import (
     read_annotation_json,
     validation_reject,
 )
+from dptrack_pipeline.formats.consistency import conflicts
 from dptrack_pipeline.formats.validation import (
     BBOX_OUTSIDE_TOLERANCE,
     is_int_value,
@@ -95,14 +96,23 @@ def problems(source: Source, *, bbox_tolerance: float = BBOX_OUTSIDE_TOLERANCE) 
     data, _ = read_annotation_json(source, "DensePose-PoseTrack")
     found: list[Reject] = []
     images: dict[int, dict] = {}
+    clash = conflicts(data)
+    reported: set[int] = set()
     for image in data["images"]:
+        image_id = image.get("id")
+        conflict = clash.image_problem(image_id)
+        if conflict is not None and image_id not in reported:
+            reported.add(image_id)
+            found.append(validation_reject(*conflict, None, image))
         for code, detail in validate_image(image):
             found.append(validation_reject(code, detail, None, image))
         if is_int_value(image.get("id")):
             images.setdefault(image["id"], image)
-    for ann in data["annotations"]:
+    for index, ann in enumerate(data["annotations"]):
         image_id = ann.get("image_id") if isinstance(ann, dict) else None
         image = images.get(image_id) if is_int_value(image_id) else None
+        if index in clash.annotations:
+            found.append(validation_reject(*clash.annotations[index], ann, image))
         for code, detail in validate_densepose_annotation(
             ann, image, bbox_tolerance=bbox_tolerance
         ):

@@ -95,6 +95,15 @@ def validate_image(image: dict) -> list[Problem]:
     file_name = image.get("file_name")
     if not isinstance(file_name, str) or not file_name:
         problems.append(("missing_field", f"image {image.get('id')!r}: file_name is missing"))
+    flag = image.get("has_no_densepose", False)
+    if flag not in (True, False, None) or isinstance(flag, float):
+        # 0/1 pass (== False/True); anything else would silently drop or keep the image's labels
+        problems.append(
+            (
+                "missing_field",
+                f"image {image.get('id')!r}: has_no_densepose = {flag!r:.40} is not true/false",
+            )
+        )
     return problems
 
 

@@ -3,6 +3,7 @@
 Frames travel through the pipeline by reference and are decoded on the worker that needs them.
 One module per question:
 
+* :mod:`.containment`: does a path from data stay inside its root? :func:`escape`.
 * :mod:`.location`: where are a frame's pixels? :class:`FrameLocation`, :func:`resolve_frame`.
 * :mod:`.errors`: why could a frame not be decoded? :class:`FrameDecodeError` and its reasons.
 * :mod:`.images`: which frames does an image folder hold, in which order, and how is one image
@@ -14,12 +15,14 @@ One module per question:
 Every frame returned is an ``(H, W, 3)`` uint8 RGB array.
 """
 
+from dptrack_pipeline.frames.containment import escape
 from dptrack_pipeline.frames.decode import decode_frames
 from dptrack_pipeline.frames.errors import (
     DECODE_REASONS,
     FRAME_INDEX_OUT_OF_RANGE,
     FRAME_MISSING,
     FRAME_UNREADABLE,
+    PATH_OUTSIDE_ROOT,
     FrameDecodeError,
 )
 from dptrack_pipeline.frames.images import (
@@ -42,6 +45,7 @@ __all__ = [
     "FRAME_INDEX_OUT_OF_RANGE",
     "FRAME_MISSING",
     "FRAME_UNREADABLE",
+    "PATH_OUTSIDE_ROOT",
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "FrameDecodeError",
@@ -51,6 +55,7 @@ __all__ = [
     "decode_frames",
     "decode_image",
     "decode_video_window",
+    "escape",
     "iter_video_frames",
     "list_image_frames",
     "natural_key",

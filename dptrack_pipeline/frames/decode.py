@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dptrack_pipeline.frames.errors import FrameDecodeError
+from dptrack_pipeline.frames.errors import PATH_OUTSIDE_ROOT, FrameDecodeError
 from dptrack_pipeline.frames.images import decode_image
 from dptrack_pipeline.frames.location import FrameLocation
 from dptrack_pipeline.frames.video import VideoReaders, decode_video_window
@@ -34,9 +34,10 @@ def decode_frames(
 
     Returns:
         One entry per input location, in input order: an ``(H, W, 3)`` uint8 RGB array, or a
-        :class:`FrameDecodeError` (``frame_missing``, ``frame_unreadable`` or
-        ``frame_index_out_of_range``). Duplicate locations share one array object; do not modify
-        it in place. Nothing is raised for a bad frame.
+        :class:`FrameDecodeError` (``frame_missing``, ``frame_unreadable``,
+        ``frame_index_out_of_range``, or ``path_outside_root`` for a refused location).
+        Duplicate locations share one array object; do not modify it in place. Nothing is
+        raised for a bad frame.
 
     Raises:
         TypeError: when an element is not a :class:`FrameLocation` (a programming error).
@@ -50,7 +51,9 @@ def decode_frames(
     decoded: dict[FrameLocation, np.ndarray | FrameDecodeError] = {}
     videos: dict[str, list[int]] = {}
     for location in positions:
-        if location.video_index is None:
+        if location.refused:
+            decoded[location] = FrameDecodeError(PATH_OUTSIDE_ROOT, location.refused, location)
+        elif location.video_index is None:
             decoded[location] = decode_image(location)
         else:
             videos.setdefault(location.path, []).append(int(location.video_index))

@@ -10,6 +10,8 @@ turns into a reject record. The reasons are a closed set, the decode reasons of 
 * :data:`FRAME_UNREADABLE`: the file exists but OpenCV cannot decode it (or decoding stopped
   before a frame the file says it has);
 * :data:`FRAME_INDEX_OUT_OF_RANGE`: a negative frame index, or one past the decodable end;
+* :data:`PATH_OUTSIDE_ROOT`: the path leaves its root (:mod:`~dptrack_pipeline.frames.containment`)
+  and was not opened;
 * ``frame_size_mismatch``: the frame decoded, but is not the size its annotation says (set by the
   ``run`` worker's check of decoded frames).
 
@@ -26,6 +28,7 @@ from dptrack_pipeline.rejects import (
     FRAME_INDEX_OUT_OF_RANGE,
     FRAME_MISSING,
     FRAME_UNREADABLE,
+    PATH_OUTSIDE_ROOT,
 )
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "FRAME_INDEX_OUT_OF_RANGE",
     "FRAME_MISSING",
     "FRAME_UNREADABLE",
+    "PATH_OUTSIDE_ROOT",
     "FrameDecodeError",
 ]
 

@@ -41,6 +41,9 @@ class PairsConfig:
             this many frames.
         chunk_anchors: anchors per Beam element (a long video splits into parallel chunks).
         num_shards: output shards; ``None`` = about one per :data:`TARGET_PAIRS_PER_SHARD`.
+        follow_symlinks: accept symlinks that leave their root (frame folders that are symlink
+            farms); by default such a path is a ``path_outside_root`` reject
+            (:mod:`dptrack_pipeline.frames.containment`).
         progress: show progress bars (in-process runners only).
     """
 
@@ -59,6 +62,7 @@ class PairsConfig:
     people_reach: int = 20
     chunk_anchors: int = 256
     num_shards: int | None = None
+    follow_symlinks: bool = False
     progress: bool = False
 
     def __post_init__(self) -> None:

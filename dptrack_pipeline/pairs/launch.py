@@ -23,6 +23,7 @@ from dptrack_pipeline.pairs.plan import expected_pair_count, pair_reject_row
 from dptrack_pipeline.pairs.videos import KIND_FOLDER, VideoSpec, discover_videos
 from dptrack_pipeline.rejects import PEOPLE_UNKNOWN_VIDEO, STAGE_PEOPLE
 from dptrack_pipeline.shards.counters import REQUIRED_PAIRS_COUNTERS
+from dptrack_pipeline.shards.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class PreparedPairs:
     estimated_pairs: int
     estimator_params: dict
     estimator_provenance: dict
+    progress: Progress | None = None
+    """Receipts to write and shards a resumed job keeps (:mod:`dptrack_pipeline.shards.progress`);
+    the CLI sets it, ``None`` writes no receipts."""
 
 
 def _header_frames(spec: VideoSpec) -> int:
@@ -58,7 +62,7 @@ def prepare(config: PairsConfig) -> PreparedPairs:
             file, or an unknown estimator or estimator option.
     """
     estimator = create_estimator(config.estimator, **dict(config.estimator_options))
-    videos = tuple(discover_videos(list(config.videos)))
+    videos = tuple(discover_videos(list(config.videos), config.follow_symlinks))
     ids = {v.video_id for v in videos}
     counters = dict.fromkeys(REQUIRED_PAIRS_COUNTERS, 0)  # every required counter, even if 0
     counters["videos_in"] = len(videos)

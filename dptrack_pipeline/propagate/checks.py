@@ -140,5 +140,8 @@ def resolve_checks(
         checks = replace(checks, photometric=parse_photometric(photometric))
     if chain is not None:
         off = isinstance(chain, str) and chain.strip().lower() in ("none", "off")
-        checks = replace(checks, chain=None if off else float(chain))
+        try:
+            checks = replace(checks, chain=None if off else float(chain))
+        except ValueError:
+            raise ValueError(f"chain threshold {chain!r} is not a number of px or 'none'") from None
     return checks

@@ -40,6 +40,9 @@ class PropagateConfig:
         num_shards: number of output shards; ``None`` = one per
             :data:`TARGET_INSTANCES_PER_SHARD` planned instances.
         crop_size: side of the square person crops and crop flows in the HDF5 files.
+        follow_symlinks: accept symlinks that leave their root (frame folders that are symlink
+            farms); by default such a path is a ``path_outside_root`` reject
+            (:mod:`dptrack_pipeline.frames.containment`).
         progress: show progress bars (in-process runners only).
     """
 
@@ -56,6 +59,7 @@ class PropagateConfig:
     chain_check: float | str | None = None
     num_shards: int | None = None
     crop_size: int = settings.DEFAULT_CROP_SIZE
+    follow_symlinks: bool = False
     progress: bool = False
 
     def __post_init__(self) -> None:

@@ -30,6 +30,8 @@ from dptrack_pipeline.propagate.config import TARGET_INSTANCES_PER_SHARD, Propag
 from dptrack_pipeline.propagate.plan import TargetPerson, WindowTask, plan_windows
 from dptrack_pipeline.rejects import STAGE_PLAN
 from dptrack_pipeline.schedule import target_indices
+from dptrack_pipeline.shards.counters import REQUIRED_COUNTERS
+from dptrack_pipeline.shards.progress import Progress
 from dptrack_pipeline.structures import PersonInstance, Reject
 
 
@@ -112,6 +114,8 @@ def build_window_tasks(aset: AnnotationSet, max_offset: int, chain: bool = False
                 )
             )
     counters = {
+        # every counter a manifest carries, 0 until counted (an empty or all-rejected run too)
+        **dict.fromkeys((*REQUIRED_COUNTERS, "points_dropped_photo", "points_dropped_chain"), 0),
         "annotations_in": int(aset.num_annotations),
         "annotations_rejected": len(rejects),
         "sources_in": sources_in,
@@ -131,6 +135,9 @@ class PreparedRun:
     num_shards: int
     estimator_params: dict
     estimator_provenance: dict
+    progress: Progress | None = None
+    """Receipts to write and shards a resumed job keeps (:mod:`dptrack_pipeline.shards.progress`);
+    the CLI sets it, ``None`` writes no receipts."""
 
 
 def prepare(config: PropagateConfig) -> PreparedRun:

@@ -62,7 +62,12 @@ def overlay_instance(image: np.ndarray, row: dict[str, Any], alpha: float = 0.45
 
 
 def render_instances(
-    out: str, rows: list[dict[str, Any]], frames_root: str, render_dir: str, max_render: int
+    out: str,
+    rows: list[dict[str, Any]],
+    frames_root: str,
+    render_dir: str,
+    max_render: int,
+    follow_symlinks: bool = False,
 ) -> int:
     """Draw up to ``max_render`` propagated instances of the folder ``out`` (a spread over
     offsets) into ``render_dir``; returns the number of pictures written (two per instance).
@@ -73,6 +78,8 @@ def render_instances(
         frames_root: where the frames are (as for ``run --frames-root``).
         render_dir: output folder for the PNG files.
         max_render: how many instances to draw.
+        follow_symlinks: as the run's ``--follow-symlinks`` (frames that leave ``frames_root``
+            are skipped otherwise).
     """
     sources = {(r["video_id"], r["annotation_id"]): r for r in rows if r["offset"] == 0}
     chosen = spread_over_offsets(
@@ -80,7 +87,7 @@ def render_instances(
         lambda r: (abs(r["offset"]), r["video_id"], r["annotation_id"]),
         max_render,
     )
-    written = 0
+    written, follow = 0, {"follow_symlinks": follow_symlinks}
     with DenseReader(out) as dense:
         for r in chosen:
             src = sources.get((r["video_id"], r["annotation_id"]))
@@ -88,8 +95,8 @@ def render_instances(
                 continue
             images = decode_frames(
                 [
-                    resolve_frame(frames_root, src["image_file"], src["frame_index"]),
-                    resolve_frame(frames_root, r["image_file"], r["frame_index"]),
+                    resolve_frame(frames_root, row["image_file"], row["frame_index"], **follow)
+                    for row in (src, r)
                 ]
             )
             if any(isinstance(i, FrameDecodeError) for i in images):

@@ -66,6 +66,7 @@ class WindowSettings:
     checks: Checks
     crop_size: int
     estimator: str
+    follow_symlinks: bool = False
 
 
 def _reject(
@@ -111,7 +112,8 @@ def process_window(
 
     def locate(index: int):
         ref = task.frames[index]
-        return resolve_frame(settings.frames_root, ref.image_file, ref.index)
+        root, follow = settings.frames_root, settings.follow_symlinks
+        return resolve_frame(root, ref.image_file, ref.index, follow_symlinks=follow)
 
     def check_size(index: int, image: np.ndarray) -> FrameDecodeError | None:
         ref = task.frames[index]

@@ -44,7 +44,7 @@ PARQUET_WRITE_OPTIONS: dict[str, Any] = {
     "use_compliant_nested_type": True,
     "store_schema": True,
     "write_page_index": False,
-    "write_page_checksum": False,
+    "write_page_checksum": True,
 }
 """Every option of :func:`pyarrow.parquet.write_table` that shapes the bytes, pinned."""
 

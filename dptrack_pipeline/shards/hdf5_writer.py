@@ -25,6 +25,9 @@ with OpenCV DIS flows between consecutive crops; write times are the best of 3 o
 * **Byte shuffle on ``flows`` only**: shuffling the bytes of the floats groups the similar
   exponent bytes and improves the flow ratio; on 1-byte types it is the identity, so ``crops``
   and ``valid`` do not carry it.
+* **Fletcher-32 on every chunk**: HDF5 verifies it on each read, so a damaged chunk fails its
+  read (``OSError``) instead of reaching training; 4 bytes per chunk
+  (:mod:`dptrack_pipeline.shards.fletcher32` computes it for packed chunks).
 
 Determinism: two writes of the same arrays give the same bytes. HDF5 stores object modification
 times unless told not to (``track_times=False``), its on-disk format depends on the library unless
@@ -32,10 +35,10 @@ pinned (``libver`` fixed to :data:`HDF5_LIBVER`), and creation order is not trac
 attributes are written in schema order, rows in index order.
 
 **Packing where the data is made.** :func:`pack_chunk` applies the schema's filters (dtype, byte
-shuffle, deflate) to one instance's array and returns the bytes HDF5 would store for its chunk;
-:func:`write_dense_file` writes such :class:`PackedChunk` s with ``write_direct_chunk``, without
-filtering again. The pipeline packs in its parallel window stage, so the records that cross the
-shuffle are about half the size and the one-per-shard writer only copies bytes. Packed and
+shuffle, deflate, Fletcher-32) to one instance's array and returns the bytes HDF5 would store for
+its chunk; :func:`write_dense_file` writes such :class:`PackedChunk` s with ``write_direct_chunk``,
+without filtering again. The pipeline packs in its parallel window stage, so the records that cross
+the shuffle are about half the size and the one-per-shard writer only copies bytes. Packed and
 unpacked inputs store byte-identical chunks (tested); only where HDF5 places them differs.
 
 This module writes to the path it is given; callers wrap it in
@@ -51,6 +54,7 @@ from collections.abc import Sequence
 import h5py
 import numpy as np
 
+from dptrack_pipeline.shards.fletcher32 import with_fletcher32
 from dptrack_pipeline.shards.schema import current_version, load_hdf5_schema, resolve_shape
 
 HDF5_LIBVER = ("v110", "v110")
@@ -132,13 +136,15 @@ def pack_chunk(name: str, array: np.ndarray, crop_size: int) -> PackedChunk:
     if spec.get("shuffle"):
         data = np.frombuffer(data, np.uint8).reshape(-1, arr.itemsize).T.tobytes()
     compression = spec.get("compression")
-    if compression is None:
-        return PackedChunk(name, data)
-    if compression != "gzip":
+    if compression not in (None, "gzip"):
         raise ValueError(f"cannot pack chunks with compression {compression!r}")
-    # HDF5's deflate filter stores its output even when it is larger than the input (seen with
-    # h5py 3.16 / HDF5 1.14 on random crops), so the packed chunk is always the deflated bytes.
-    return PackedChunk(name, zlib.compress(data, int(spec.get("compression_opts") or 4)))
+    if compression == "gzip":
+        # HDF5's deflate filter stores its output even when it is larger than the input (seen
+        # with h5py 3.16 / HDF5 1.14 on random crops), so the chunk is always the deflated bytes.
+        data = zlib.compress(data, int(spec.get("compression_opts") or 4))
+    if spec.get("fletcher32"):  # HDF5 applies it last, over the stored bytes
+        data = with_fletcher32(data)
+    return PackedChunk(name, data)
 
 
 def write_dense_file(
@@ -205,6 +211,7 @@ def write_dense_file(
                 compression=spec.get("compression"),
                 compression_opts=spec.get("compression_opts"),
                 shuffle=bool(spec.get("shuffle", False)),
+                fletcher32=bool(spec.get("fletcher32", False)),
                 track_times=False,
             )
             zeros = (0,) * (dset.ndim - 1)

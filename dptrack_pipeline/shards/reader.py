@@ -8,7 +8,8 @@
   type error or silently missing column.
 * :class:`DenseReader` reads single crops and flows from the HDF5 files, opening one file at a
   time and only when first needed (the training loader's access pattern: rows of one shard at a
-  time, each row needing one crop and at most one flow).
+  time, each row needing one crop and at most one flow). A chunk that fails HDF5's Fletcher-32
+  check raises :class:`CorruptShardError` naming the file.
 
 Whether a folder is complete and intact is :mod:`dptrack_pipeline.shards.verify`.
 
@@ -42,6 +43,11 @@ INFO = naming.DATASET_INFO_FILENAME
 
 class SchemaMismatchError(ValueError):
     """A shard file's schema differs from the one in ``schemas/``."""
+
+
+class CorruptShardError(ValueError):
+    """A shard file that is missing, not listed in ``dataset_info.json``, of the wrong size,
+    altered, or that fails its format's checksums as it is read."""
 
 
 # --------------------------------------------------------------------------- file access
@@ -245,12 +251,17 @@ class DenseReader:
         assert self._file is not None
         return self._file
 
-    @staticmethod
-    def _row(dataset: h5py.Dataset, index: int, what: str) -> np.ndarray:
+    def _row(self, dataset: h5py.Dataset, index: int, what: str) -> np.ndarray:
         index = int(index)
         if not 0 <= index < dataset.shape[0]:
             raise IndexError(f"{what} index {index} outside [0, {dataset.shape[0]})")
-        return dataset[index]
+        try:
+            return dataset[index]
+        except OSError as err:  # HDF5's Fletcher-32 (or deflate) check of the chunk failed
+            raise CorruptShardError(
+                f"{join_path(self.out_dir, self._name or '?')}: {what} {index} is damaged "
+                f"({err}); check the folder with `dptrack-build inspect`, or rebuild it"
+            ) from err
 
     def crop(self, dense_file: str, index: int) -> np.ndarray:
         """Crop ``index`` of ``dense_file``: ``(S, S, 3)`` uint8 RGB."""

@@ -35,6 +35,7 @@ from dptrack_pipeline.shards.manifest import (
     read_dataset_info,
     table_prefix,
 )
+from dptrack_pipeline.shards.progress import MARKER
 from dptrack_pipeline.shards.reader import (
     SchemaMismatchError,
     check_parquet_schema,
@@ -270,9 +271,10 @@ def verify_output(out_dir: str) -> list[str]:
 
     Checks: the manifest exists and validates; every shard index ``0..num_shards-1`` of every kind
     exists; no file disagrees with the manifest on size, SHA-256 or rows; no shard file is missing
-    from the manifest and no leftover temporary file lies around; Parquet schemas and HDF5 layouts
-    match ``schemas/``; every instance row's ``crop_index``/``flow_index`` points inside its dense
-    file (and ``flow_index == -1`` exactly for sources); the counters' sums and row totals
+    from the manifest and no leftover temporary file or ``_RUNNING`` marker lies around; Parquet
+    schemas and HDF5 layouts match ``schemas/``; every instance row's ``crop_index``/``flow_index``
+    points inside its dense file (and ``flow_index == -1`` exactly for sources); the counters'
+    sums and row totals
     (:func:`~dptrack_pipeline.shards.counters.counter_problems`). A ``pairs`` folder (manifest
     ``kind == "pairs"``) is checked the same way with ``pairs-*.parquet`` in place of the instance
     shards and its ``crop_a_index``/``crop_b_index``/``flow_index`` references.
@@ -282,9 +284,13 @@ def verify_output(out_dir: str) -> list[str]:
     """
     problems: list[str] = []
     info = _load_info(out_dir, problems)
-    problems.extend(
-        f"leftover temporary file {n}" for n in sorted(list_names(out_dir)) if is_temp_name(n)
-    )
+    names = sorted(list_names(out_dir))
+    problems.extend(f"leftover temporary file {n}" for n in names if is_temp_name(n))
+    if MARKER in names:
+        problems.append(
+            f"{MARKER} marker: a job is writing this folder, or was interrupted (finish it with "
+            "--resume)"
+        )
     table_kind = table_prefix(info) if info is not None else naming.PREFIX_INSTANCES
     kinds = (table_kind, naming.PREFIX_DENSE, naming.PREFIX_REJECTS)
     on_disk = {kind: [os.path.basename(p) for p in list_shards(out_dir, kind)] for kind in kinds}

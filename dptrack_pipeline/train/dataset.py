@@ -40,7 +40,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-import pyarrow.parquet as pq
 from torch.utils.data import IterableDataset
 
 from dptrack_pipeline.shards import naming
@@ -53,6 +52,7 @@ from dptrack_pipeline.train.shard_index import (
     PAIR_COLUMNS,
     ShardFile,
     list_shard_files,
+    read_index_file,
     require_columns,
 )
 
@@ -84,9 +84,14 @@ class ShardDataset(IterableDataset):
         label_filter: which labels to keep (:class:`~.filters.LabelFilter`: point filters on
             ``dp_fb_error`` / ``dp_photo``, row filters on ``|offset|``, ``pckh`` and the points
             left); ``None`` keeps every row and point.
+        verify: check every file's SHA-256 against ``dataset_info.json`` first (reads every
+            byte once). Without it, files are size-checked at listing and when opened, and
+            damage is caught as rows are read (Parquet page CRCs, HDF5 Fletcher-32).
 
     Raises:
-        FileNotFoundError: a folder without instance shards.
+        FileNotFoundError: a folder without instance shards or without ``dataset_info.json``.
+        CorruptShardError: a file missing, extra, resized or (``verify``) altered; while
+            iterating, a file that fails its checksums.
         ValueError: a bad ``include`` or ``split``, or a ``label_filter`` that needs a quality
             column a folder lacks (instances schema v1; the message says to re-run
             ``dptrack-build run``).
@@ -110,13 +115,14 @@ class ShardDataset(IterableDataset):
         rank: int | None = None,
         world_size: int | None = None,
         label_filter: LabelFilter | None = None,
+        verify: bool = False,
     ) -> None:
         super().__init__()
         if include not in INCLUDE:
             raise ValueError(f"include must be one of {INCLUDE}, got {include!r}")
         check_split(split)
         self.folders = [folders] if isinstance(folders, (str, os.PathLike)) else list(folders)
-        self.files = list_shard_files([str(f) for f in self.folders], self.prefix)
+        self.files = list_shard_files([str(f) for f in self.folders], self.prefix, verify=verify)
         self.include = include
         self.shuffle = shuffle
         self.seed = seed
@@ -208,8 +214,7 @@ class ShardDataset(IterableDataset):
                 reader = readers.get(shard.folder)
                 if reader is None:
                     reader = readers[shard.folder] = DenseReader(shard.folder)
-                path = os.path.join(shard.folder, shard.name)
-                records = pq.read_table(path, columns=columns).to_pylist()
+                records = read_index_file(shard, columns)
                 yield from self._file_samples(reader, shard, records, rows)
         finally:
             for reader in readers.values():
@@ -293,6 +298,7 @@ class PairDataset(ShardDataset):
         split: str = "auto",
         rank: int | None = None,
         world_size: int | None = None,
+        verify: bool = False,
     ) -> None:
         if not 0.0 <= min_valid <= 1.0:
             raise ValueError(f"min_valid must be in [0, 1], got {min_valid!r}")
@@ -312,6 +318,7 @@ class PairDataset(ShardDataset):
             rank=rank,
             world_size=world_size,
             label_filter=label_filter,
+            verify=verify,
         )
         self.min_valid = float(min_valid)
 

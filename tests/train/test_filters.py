@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import shutil
 from pathlib import Path
@@ -23,6 +24,7 @@ from click.testing import CliRunner
 from torch.utils.data import DataLoader
 
 from dptrack_pipeline.cli.train import train as train_command
+from dptrack_pipeline.shards.hashing import file_digest
 from dptrack_pipeline.shards.reader import file_schema_version, list_shards, read_instances
 from dptrack_pipeline.shards.schema import load_parquet_schema
 from dptrack_pipeline.train import partition
@@ -243,9 +245,15 @@ def _v1_copy(shards: Path, out: Path) -> Path:
     """A copy of ``shards`` whose instance files are rewritten with the v1 schema (no quality)."""
     shutil.copytree(shards, out)
     v1 = load_parquet_schema("instances", 1)
+    info_path = out / "dataset_info.json"
+    info = json.loads(info_path.read_text())
+    entries = {e["file"]: e for e in info["files"]}
     for path in list_shards(str(out), "instances"):
         pq.write_table(pq.read_table(path).select(v1.names).cast(v1), path)
         assert file_schema_version(pq.read_schema(path)) == 1
+        entry = entries[os.path.basename(path)]  # as an older dptrack recorded it
+        entry["sha256"], entry["bytes"] = file_digest(path)
+    info_path.write_text(json.dumps(info))
     return out
 
 
