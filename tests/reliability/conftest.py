@@ -77,13 +77,17 @@ def run_job(command: str, out: Path, *args: Any) -> Outcome:
     return Outcome(code, output, info, rejects)
 
 
+def make_synth(out: Path, videos: int, frames: int, seed: int) -> Path:
+    """``dptrack-build synth out`` (two people per video, one labelled frame per 8)."""
+    code, output = invoke(["synth", out, "--videos", videos, "--frames", frames, "--seed", seed])
+    assert code == 0, output
+    return out
+
+
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic DensePose-Track set: 1 video of 8 frames, one labelled, two people."""
-    out = tmp_path_factory.mktemp("reliability") / "synth"
-    code, output = invoke(["synth", out, "--videos", "1", "--frames", "8", "--seed", "5"])
-    assert code == 0, output
-    return out
+    return make_synth(tmp_path_factory.mktemp("reliability") / "synth", 1, 8, 5)
 
 
 @pytest.fixture()

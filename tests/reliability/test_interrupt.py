@@ -22,7 +22,7 @@ import pytest
 
 from dptrack_pipeline.beam.propagate import InstanceShardWriter
 from dptrack_pipeline.shards.progress import MARKER, PROGRESS_DIR
-from tests.reliability.conftest import invoke
+from tests.reliability.conftest import invoke, make_synth
 
 SHARDS = 6
 MULTI = ("--direct_num_workers", "2", "--direct_running_mode", "multi_processing")
@@ -31,10 +31,7 @@ MULTI = ("--direct_num_workers", "2", "--direct_running_mode", "multi_processing
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """6 synthetic videos of 16 frames: 6 shards of work, a few seconds per run."""
-    out = tmp_path_factory.mktemp("interrupt") / "synth"
-    code, output = invoke(["synth", out, "--videos", "6", "--frames", "16", "--seed", "4"])
-    assert code == 0, output
-    return out
+    return make_synth(tmp_path_factory.mktemp("interrupt") / "synth", 6, 16, 4)
 
 
 def _args(big: Path, out: Path) -> list[str]:
@@ -199,3 +196,32 @@ def test_read_only_out_is_one_line(big: Path, tmp_path: Path) -> None:
         assert "Traceback" not in output
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_pairs_job_resumes_to_identical_bytes(
+    big: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dptrack_pipeline.beam.pairs import PairShardWriter
+
+    def pairs_args(out: Path) -> list:
+        return ["pairs", "--videos", big / "frames", "--out", out, "--offsets", "1",
+                "--num-shards", "4", "--crop-size", "16", "--no-progress",
+                "--runner", "FnApiRunner"]  # fmt: skip
+
+    code, output = invoke(pairs_args(tmp_path / "clean"))
+    assert code == 0, output
+    write = PairShardWriter.write
+
+    def failing(self, shard, items):
+        if shard == 2:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return write(self, shard, items)
+
+    monkeypatch.setattr(PairShardWriter, "write", failing)
+    out = tmp_path / "out"
+    code, output = invoke(pairs_args(out))
+    assert code == 1 and "read-only" in output.splitlines()[-1], output
+    monkeypatch.setattr(PairShardWriter, "write", write)
+    code, output = invoke([*pairs_args(out), "--resume"])
+    assert code == 0 and "shards are complete and verified" in output, output
+    assert _files(out) == _files(tmp_path / "clean")
