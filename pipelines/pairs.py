@@ -61,7 +61,7 @@ def build_pairs(
     processed = (
         chunks
         | "DistributeChunks" >> beam.Reshuffle()
-        | "ProcessChunks" >> beam.ParDo(steps.ProcessChunkFn(config))
+        | "ProcessChunks" >> beam.ParDo(steps.ProcessChunkFn(config, progress))
     )
     launch_rejects = pipeline | "LaunchRejects" >> beam.Create(
         [

@@ -48,7 +48,8 @@ def build_propagate(
         pipeline
         | "VideoTasks" >> beam.Create(steps.group_windows(tasks), reshuffle=False)
         | "Distribute" >> beam.Reshuffle()
-        | "ProcessWindows" >> beam.ParDo(steps.ProcessWindowFn(config, num_shards, len(tasks)))
+        | "ProcessWindows"
+        >> beam.ParDo(steps.ProcessWindowFn(config, num_shards, len(tasks), progress))
     )
     validation_rejects = pipeline | "ValidationRejects" >> beam.Create(
         [

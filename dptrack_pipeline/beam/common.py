@@ -32,7 +32,7 @@ from __future__ import annotations
 import abc
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +44,7 @@ from dptrack_pipeline.frames import VideoReaders
 from dptrack_pipeline.shards import build_dataset_info, counter_problems, write_dataset_info
 from dptrack_pipeline.shards.counters import KIND_RUN
 from dptrack_pipeline.shards.manifest import folder_kind
+from dptrack_pipeline.shards.parts import PartStore
 from dptrack_pipeline.shards.progress import Progress, clear_progress, write_receipt
 
 COUNTERS_TAG = "counters"
@@ -56,7 +57,9 @@ class FlowWorkerFn(beam.DoFn):
     optional progress bar. ``config`` needs ``estimator``, ``estimator_options`` and
     ``progress``; subclasses write ``process``."""
 
-    def __init__(self, config: Any, unit: str, total: int | None = None):
+    def __init__(
+        self, config: Any, unit: str, total: int | None = None, progress: Progress | None = None
+    ):
         self._config = config
         self._unit = unit
         self._total = total
@@ -65,6 +68,17 @@ class FlowWorkerFn(beam.DoFn):
         self._readers = None
         self._packer = None
         self._bar = None
+        self._parts = PartStore(config.out, progress.run_key) if progress is not None else None
+
+    def checkpointed(self, key: str, compute: Callable[[], Iterable[Any]]) -> list[Any]:
+        """The outputs of element ``key``: saved ones when a part is there (a resumed job),
+        else ``compute()``'s, saved as a part (:mod:`dptrack_pipeline.shards.parts`)."""
+        outputs = self._parts.load(key) if self._parts is not None else None
+        if outputs is None:
+            outputs = list(compute())
+            if self._parts is not None:
+                self._parts.save(key, outputs)
+        return outputs
 
     def setup(self) -> None:
         self._estimator = create_estimator(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import apache_beam as beam
@@ -40,6 +41,7 @@ from dptrack_pipeline.shards import write_rejects_shard
 from dptrack_pipeline.shards.counters import KIND_PAIRS
 from dptrack_pipeline.shards.hdf5_writer import CROPS, FLOWS, VALID, pack_chunk
 from dptrack_pipeline.shards.pairs_writer import PairRecord, write_pairs_shard
+from dptrack_pipeline.shards.progress import Progress
 
 REJECTS_TAG = "rejects"
 
@@ -83,12 +85,16 @@ class ProcessChunkFn(FlowWorkerFn):
     """``(shard, PairsChunk) -> (shard, item)``. Items are ``("crop", key, packed)``,
     ``("pair", PairRecord)``, ``("reject", row, "pair")`` and one ``ShardCounts``."""
 
-    def __init__(self, config: PairsConfig):
-        super().__init__(config, "pair")
+    def __init__(self, config: PairsConfig, progress: Progress | None = None):
+        super().__init__(config, "pair", None, progress)
         self._settings = settings_of(config)
 
     def process(self, element: tuple[int, PairsChunk]) -> Iterator[Any]:
         shard, chunk = element
+        key = f"{chunk.video.video_id}#{chunk.anchors[0] if chunk.anchors else -1}"
+        yield from self.checkpointed(key, partial(self._process, shard, chunk))
+
+    def _process(self, shard: int, chunk: PairsChunk) -> Iterator[Any]:
         size = self._config.crop_size
         counters: Counter = Counter()
         pending: list[tuple[str, Any, Any]] = []

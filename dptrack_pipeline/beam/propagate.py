@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any
 
 from dptrack_pipeline.beam.common import FlowWorkerFn, ShardCounts, ShardWriter
@@ -38,6 +39,7 @@ from dptrack_pipeline.shards import (
     write_instance_shard,
     write_rejects_shard,
 )
+from dptrack_pipeline.shards.progress import Progress
 
 LOG = logging.getLogger(__name__)
 
@@ -74,15 +76,23 @@ class ProcessWindowFn(FlowWorkerFn):
     window.
     """
 
-    def __init__(self, config: PropagateConfig, num_shards: int, total_windows: int = 0):
-        super().__init__(config, "window", total_windows or None)
+    def __init__(
+        self,
+        config: PropagateConfig,
+        num_shards: int,
+        total_windows: int = 0,
+        progress: Progress | None = None,
+    ):
+        super().__init__(config, "window", total_windows or None, progress)
         self._num_shards = num_shards
         self._show_bar = bool(total_windows)
         self._settings = worker_settings(WindowSettings, config)
 
     def process(self, tasks: Sequence[WindowTask]) -> Iterator[Any]:
         for task in tasks:
-            yield from self._process_window(task)
+            yield from self.checkpointed(task.window.key, partial(self._process_window, task))
+            if self._bar is not None:
+                self._bar.update(1)
 
     def _process_window(self, task: WindowTask) -> Iterator[Any]:
         counters: Counter = Counter()
@@ -102,8 +112,6 @@ class ProcessWindowFn(FlowWorkerFn):
             yield shard, (kind, payload.result() if kind == INSTANCE else payload)
         counters["windows_done"] += 1
         yield shard_for_key(task.window.video_id, self._num_shards), ShardCounts(dict(counters))
-        if self._bar is not None:
-            self._bar.update(1)
         LOG.debug("window %s done: %s", task.window.key, dict(counters))
 
 

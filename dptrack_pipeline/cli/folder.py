@@ -6,7 +6,8 @@ writing into it fails.
 * :func:`prepare_folder` (called holding :func:`~dptrack_pipeline.shards.lock.lock_folder`):
   removes temporary files a killed job left; refuses a folder with shards or an interrupted job
   unless ``--overwrite`` (start over) or ``--resume`` (keep the verified shards, see
-  :mod:`dptrack_pipeline.shards.progress`); writes the ``_RUNNING`` marker.
+  :mod:`dptrack_pipeline.shards.progress`, and the saved work parts,
+  :mod:`dptrack_pipeline.shards.parts`); writes the ``_RUNNING`` marker.
 * :func:`describe_failure`: a run that failed on an I/O error (disk full, read-only, permission)
   as one sentence naming the folder and what to do; ``None`` for other failures (bugs keep their
   traceback).
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 import click
 
 from dptrack_pipeline.shards import naming
+from dptrack_pipeline.shards.parts import PartStore
 from dptrack_pipeline.shards.progress import (
     Progress,
     clear_progress,
@@ -103,9 +105,10 @@ def prepare_folder(
             raise click.ClickException(f"{_interrupted(out, marker)}; this is a {kind} job")
         else:
             done, notes = completed_shards(out, key, num_shards)
+            parts = PartStore(out, key).count()
             click.echo(
                 f"resuming: {len(done)} of {num_shards} shards are complete and verified, "
-                f"redoing {num_shards - len(done)}",
+                f"redoing {num_shards - len(done)} with {parts} saved work parts",
                 err=True,
             )
             for note in notes:

@@ -194,7 +194,8 @@ def remove_temp_files(out: str) -> int:
     if is_remote(out):
         return 0
     removed = 0
-    for folder in (local_path(out), os.path.join(local_path(out), PROGRESS_DIR)):
+    progress = os.path.join(local_path(out), PROGRESS_DIR)
+    for folder in (local_path(out), progress, os.path.join(progress, "parts")):
         for name in os.listdir(folder) if os.path.isdir(folder) else ():
             if is_temp_name(name):
                 with contextlib.suppress(FileNotFoundError):

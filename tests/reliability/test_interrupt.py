@@ -88,7 +88,8 @@ def test_killed_run_resumes_to_identical_bytes(
     if (out / "dataset_info.json").exists() and not (out / MARKER).exists():
         pytest.skip(f"seed {seed}: the run finished before the kill")
     receipts = len(list((out / PROGRESS_DIR).glob("shard-*"))) if out.exists() else -1
-    print(f"seed {seed}: killed with {receipts} receipts")  # noqa: T201 (shown with -s)
+    parts = len(list((out / PROGRESS_DIR / "parts").glob("*.pkl"))) if out.exists() else -1
+    print(f"seed {seed}: killed with {receipts} receipts, {parts} parts")  # noqa: T201 (with -s)
     assert (out / MARKER).exists() or not out.exists()
     assert not (out / "dataset_info.json").exists() or (out / MARKER).exists()
     if out.exists():
@@ -103,8 +104,8 @@ def test_resume_keeps_complete_shards_and_redoes_the_rest(
     big: Path, reference: tuple[dict, float], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run that fails while writing shard 4: the other shards it completed are kept (their
-    receipts verified by SHA-256), a kept shard altered since is redone, and the result is the
-    uninterrupted run's bytes."""
+    receipts verified by SHA-256), a kept shard altered since is redone from the saved work
+    parts (no window is computed again), and the result is the uninterrupted run's bytes."""
     out = tmp_path / "out"
     write = InstanceShardWriter.write
 
@@ -125,8 +126,14 @@ def test_resume_keeps_complete_shards_and_redoes_the_rest(
 
     altered = out / f"rejects-{kept[0]:05d}-of-{SHARDS:05d}.parquet"
     altered.write_bytes(altered.read_bytes() + b"x")
+
+    def no_flows(*args, **kwargs):
+        raise AssertionError("a resumed run computed a window again")
+
+    monkeypatch.setattr("dptrack_pipeline.beam.propagate.process_window", no_flows)
     code, output = invoke([*_args(big, out), "--resume", "--runner", "FnApiRunner"])
     assert code == 0, output
+    assert " saved work parts" in output and " with 0 saved" not in output, output
     assert f"{len(kept) - 1} of {SHARDS} shards are complete" in output, output
     assert f"redo shard {kept[0]}" in output and "bytes" in output, output
     assert _files(out) == reference[0]

@@ -1,7 +1,8 @@
-"""What the shards' checksums cost the reader: Parquet page CRCs, HDF5 Fletcher-32, full SHA-256.
+"""What integrity costs: the readers' checksums, and the writer's crash-safety bookkeeping.
 
 Issue 14 asks the shard readers to detect damage as they read "at little cost", with the formats'
-own checksums, and to measure that cost. Measured on real shards (the reader benchmark's: real
+own checksums, and to measure that cost; and the jobs to survive a kill, which costs work parts,
+receipts, a marker and a lock on the way. Measured on real shards (the reader benchmark's: real
 720p video through ``dptrack-build run``, 256-px crops, :func:`~.reader.build_shards`), in one
 process and one run, so that ratios are comparable:
 
@@ -15,12 +16,18 @@ process and one run, so that ratios are comparable:
 * **SHA-256** (:func:`time_sha256`): ``verify=True``'s cost, every file of the folder hashed
   once, against one pass of the reads above.
 
+* **Bookkeeping** (:func:`time_bookkeeping`): the same ``run`` (``FnApiRunner``) through the
+  command line, which takes the lock, writes the marker, a work part per window and a receipt per
+  shard, and through :func:`pipelines.propagate.run` without them; alternating, best of
+  ``repeats``; the two folders' shard files must be identical.
+
 The bytes Fletcher-32 adds (4 per chunk, one chunk per row) are reported as a share of the files.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -130,6 +137,54 @@ def time_sha256(shards: Path, read_s: float) -> dict[str, Any]:
     nbytes = sum(file_digest(str(p))[1] for p in paths)
     seconds = time.perf_counter() - start
     return {"bytes": nbytes, "ms": 1000 * seconds, "ratio_to_one_read_pass": seconds / read_s}
+
+
+def time_bookkeeping(
+    annotations: Path, frames_root: Path, work: Path, crop_size: int, shards: int, repeats: int = 3
+) -> dict[str, Any]:
+    """One ``run`` with and without the crash-safety bookkeeping (see the module docstring)."""
+    from click.testing import CliRunner
+
+    from dptrack_pipeline.cli import main
+    from dptrack_pipeline.propagate.config import PropagateConfig
+    from dptrack_pipeline.propagate.launch import prepare
+    from pipelines.propagate import run
+
+    beam = ["--runner", "FnApiRunner"]
+    with_out, without_out = work / "with_bookkeeping", work / "without_bookkeeping"
+
+    def cli() -> None:
+        args = ["run", "--annotations", str(annotations), "--frames-root", str(frames_root),
+                "--out", str(with_out), "--crop-size", str(crop_size), "--num-shards",
+                str(shards), "--no-progress", "--overwrite", *beam]  # fmt: skip
+        result = CliRunner().invoke(main, args)
+        if result.exit_code != 0:
+            raise RuntimeError(result.output)
+
+    def library() -> None:
+        shutil.rmtree(without_out, ignore_errors=True)
+        without_out.mkdir(parents=True)
+        config = PropagateConfig(
+            annotations=str(annotations),
+            frames_root=str(frames_root),
+            out=str(without_out),
+            crop_size=crop_size,
+            num_shards=shards,
+        )
+        run(config, beam, prepare(config))
+
+    best = {"with": float("inf"), "without": float("inf")}
+    for _ in range(repeats):
+        for name, fn in (("with", cli), ("without", library)):
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    same = all(
+        (with_out / n).read_bytes() == (without_out / n).read_bytes()
+        for n in os.listdir(without_out)
+    )
+    return {"s_with": best["with"], "s_without": best["without"],
+            "ratio": best["with"] / best["without"], "identical_files": same}  # fmt: skip
 
 
 def report_table(dense: dict[str, Any], parquet: dict[str, Any], sha: dict[str, Any]) -> str:

@@ -1,14 +1,15 @@
-"""What the shards' checksums cost the reader (Parquet page CRCs, HDF5 Fletcher-32, SHA-256).
+"""What integrity costs: the readers' checksums (Parquet page CRCs, HDF5 Fletcher-32, SHA-256)
+and the writer's crash-safety bookkeeping (work parts, receipts, marker, lock).
 
 Builds real shards (the first ``--frames`` frames of
 ``../shared/data/video/street_people_720p.avi``, made-up people, the real ``dptrack-build run``,
-256-px crops, 4 shards; the reader benchmark's data), then times reading them with and without each
-check in one run and prints a Markdown table of ratios. What is measured and why:
-:mod:`dptrack_pipeline.perf.checksums`.
+256-px crops, 4 shards; the reader benchmark's data), then times reading them with and without
+each check in one run and prints a Markdown table of ratios, then one ``run`` with and without
+the crash-safety bookkeeping. What is measured and why: :mod:`dptrack_pipeline.perf.integrity`.
 
-    python benchmarks/bench_checksums.py [--frames 64] [--people 4] [--work DIR]
+    python benchmarks/bench_integrity.py [--frames 64] [--people 4] [--work DIR]
 
-About 40 s on 2 cores, most of it building the shards (reused from ``--work`` when there).
+About 80 s on 2 cores: 15 s to build the shards (reused from ``--work``), 70 s for six runs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dptrack_pipeline.perf import checksums, reader  # noqa: E402
+from dptrack_pipeline.perf import integrity, reader  # noqa: E402
 
 DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "street_people_720p.avi"
 
@@ -38,18 +39,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if not args.video.exists():
         sys.exit(f"{args.video} not found: this benchmark reads ../shared/data")
-    work = args.work or Path(tempfile.mkdtemp(prefix="dptrack_bench_checksums_"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="dptrack_bench_integrity_"))
     work.mkdir(parents=True, exist_ok=True)
     shards = work / reader.SHARDS_DIR
     if not (shards / "dataset_info.json").exists():
         reader.build_shards(work, args.video, args.frames, args.people, args.segment)
-    dense = checksums.time_dense(shards, work)
-    parquet = checksums.time_parquet(shards)
+    dense = integrity.time_dense(shards, work)
+    parquet = integrity.time_parquet(shards)
     read_s = dense["ms_per_row_fletcher32"] * dense["rows"] / 1000 + parquet["ms_verified"] / 1000
-    sha = checksums.time_sha256(shards, read_s)
+    sha = integrity.time_sha256(shards, read_s)
     print(f"shards: {shards} ({args.video.name}, {args.frames} frames, {args.people} people)")
-    print(checksums.report_table(dense, parquet, sha))
-    return {"dense": dense, "parquet": parquet, "sha256": sha}
+    print(integrity.report_table(dense, parquet, sha))
+    books = integrity.time_bookkeeping(
+        work / "annotations.json", args.video.parent, work, reader.CROP_SIZE, reader.NUM_SHARDS
+    )
+    print(
+        f"\nrun with crash-safety bookkeeping {books['s_with']:.2f} s, without "
+        f"{books['s_without']:.2f} s: {books['ratio']:.3f}x (best of 3 each, alternating); "
+        f"identical files: {books['identical_files']}"
+    )
+    return {"dense": dense, "parquet": parquet, "sha256": sha, "bookkeeping": books}
 
 
 if __name__ == "__main__":
