@@ -26,7 +26,7 @@ test: install
 demo: install
 	$(VENV)/bin/dptrack-build synth $(DEMO)/synth --videos $(DEMO_VIDEOS) --frames $(DEMO_FRAMES) --seed 0
 	$(VENV)/bin/dptrack-build run --annotations $(DEMO)/synth/annotations.json \
-		--frames-root $(DEMO)/synth --out $(DEMO)/shards --num-shards 2
+		--frames-root $(DEMO)/synth --out $(DEMO)/shards --num-shards 2 --overwrite
 	$(VENV)/bin/dptrack-build inspect $(DEMO)/shards --render $(DEMO)/render
 	$(VENV)/bin/dptrack-build score $(DEMO)/shards --truth $(DEMO)/synth
 	$(VENV)/bin/dptrack-build report $(DEMO)/shards --out $(DEMO)/report.html
