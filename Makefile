@@ -30,12 +30,18 @@ demo: install
 	$(VENV)/bin/dptrack-build inspect $(DEMO)/shards --render $(DEMO)/render
 	$(VENV)/bin/dptrack-build score $(DEMO)/shards --truth $(DEMO)/synth
 	$(VENV)/bin/dptrack-build report $(DEMO)/shards --out $(DEMO)/report.html
+	$(VENV)/bin/dptrack-build export $(DEMO)/shards --out $(DEMO)/export/densepose_coco.json \
+		--no-progress
+	$(VENV)/bin/dptrack-build export $(DEMO)/shards --format densepose-posetrack --per-video \
+		--out $(DEMO)/export/densepose_posetrack --overwrite --no-progress
+	$(VENV)/bin/dptrack-build validate $(DEMO)/export/densepose_coco.json --frames-root $(DEMO)/synth
 	@echo
 	@echo "demo done:"
 	@echo "  synthetic input (frames, annotations.json, truth/): $(DEMO)/synth"
 	@echo "  shards (Parquet, HDF5, dataset_info.json):          $(DEMO)/shards"
 	@echo "  overlays and flow pictures:                         $(DEMO)/render"
 	@echo "  quality report (open in a browser):                 $(DEMO)/report.html"
+	@echo "  DensePose-COCO / -PoseTrack exports (detectron2):    $(DEMO)/export"
 
 # A short dptrack-train run on the demo shards (after make demo): GT propagation + equivariance
 # with the shards' real flow, evaluated in cm on the synthetic bodies.

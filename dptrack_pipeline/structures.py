@@ -36,6 +36,59 @@ NUM_MASK_PARTS = 14
 NUM_SURFACE_PARTS = 24
 NUM_KEYPOINTS = 17
 
+COCO_KEYPOINT_NAMES: tuple[str, ...] = (
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+)
+"""The 17 COCO / PoseTrack keypoints, in the order of a ``keypoints`` list's triples."""
+COCO_SKELETON: tuple[tuple[int, int], ...] = (
+    (16, 14),
+    (14, 12),
+    (17, 15),
+    (15, 13),
+    (12, 13),
+    (6, 12),
+    (7, 13),
+    (6, 7),
+    (6, 8),
+    (7, 9),
+    (8, 10),
+    (9, 11),
+    (2, 3),
+    (1, 2),
+    (1, 3),
+    (2, 4),
+    (3, 5),
+    (4, 6),
+    (5, 7),
+)
+"""COCO person skeleton, 1-based keypoint indices (as in ``person_keypoints`` categories)."""
+assert len(COCO_KEYPOINT_NAMES) == NUM_KEYPOINTS
+
+PERSON_CATEGORY = {
+    "id": 1,
+    "name": "person",
+    "supercategory": "person",
+    "keypoints": list(COCO_KEYPOINT_NAMES),
+    "skeleton": [list(edge) for edge in COCO_SKELETON],
+}
+"""The ``person`` category of COCO-style keypoint files (id 1, keypoint names, skeleton)."""
+
 
 def normalise_video_id(vid_id: object) -> str:
     """Return a video id as a canonical string.

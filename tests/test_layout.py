@@ -35,6 +35,7 @@ ALLOWED = {
     "beam": {"engine", "beam", "propagate", "pairs"},
     "pipelines": {"engine", "beam", "propagate", "pairs", "pipelines"},
     "report": {"engine", "report", "propagate", "pairs"},
+    "export": {"engine", "export", "train"},
     "cli": None,  # the top: anything
     "perf": None,  # benchmark drivers, beside the CLI: they run the jobs end to end
 }

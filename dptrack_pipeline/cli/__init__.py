@@ -14,6 +14,7 @@ import logging
 
 import click
 
+from dptrack_pipeline.cli.export import export
 from dptrack_pipeline.cli.inspect import inspect
 from dptrack_pipeline.cli.pairs import pairs
 from dptrack_pipeline.cli.report import report
@@ -52,7 +53,7 @@ def _drop_import_noise(record: logging.LogRecord) -> bool:
     return not (record.name == "root" and str(record.msg).startswith("apitools not found"))
 
 
-for _command in (run, pairs, inspect, report, validate, synth, score, train):
+for _command in (run, pairs, export, inspect, report, validate, synth, score, train):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -214,6 +214,83 @@ def output_path(name: str, dest: str, help_text: str, *, directory: bool = False
     return click.option(name, dest, type=kind, help=help_text)
 
 
+def _offsets(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        offsets = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not comma-separated integers, e.g. 0,1,2") from None
+    if any(k < 0 for k in offsets):
+        raise click.BadParameter(f"give |offset| values >= 0 (0 = sources), got {value!r}")
+    return offsets
+
+
+def label_filter_options(tag: str) -> Decorator:
+    """``--max-fb-error``, ``--min-photo``, ``--min-pckh``, ``--offsets``, ``--min-points``: a
+    :class:`~dptrack_pipeline.train.filters.LabelFilter` (:func:`label_filter_from`); ``tag``
+    ends each help text (e.g. where the filters are explained)."""
+    v2 = "; needs instances schema v2 shards"
+    return _apply(
+        [
+            click.option(
+                "--max-fb-error",
+                type=Finite(min=0),
+                default=None,
+                metavar="PX",
+                help="Drop propagated DensePose points whose forward-backward error "
+                f"(dp_fb_error) is above PX pixels (source-frame pixels); NaN passes. {tag}{v2}.",
+            ),
+            click.option(
+                "--min-photo",
+                type=Finite(-1, 1),
+                default=None,
+                metavar="ZNCC",
+                help="Drop propagated points whose photometric agreement (dp_photo: ZNCC of the "
+                f"11x11 patches before and after the move, -1..1) is below ZNCC; NaN passes. "
+                f"{tag}{v2}.",
+            ),
+            click.option(
+                "--min-pckh",
+                type=Finite(0, 1),
+                default=None,
+                metavar="P",
+                help="Drop propagated instances whose PCKh@0.5 against the annotated keypoints "
+                f"(pckh, a fraction 0..1) is below P; NaN (nothing compared) passes. {tag}{v2}.",
+            ),
+            click.option(
+                "--offsets",
+                default="",
+                show_default="all",
+                callback=_offsets,
+                metavar="K[,K...]",
+                help="Keep only rows whose |offset| (frames from the annotated frame) is "
+                f"listed, e.g. 0,1,2; 0 = the annotated instances. {tag}.",
+            ),
+            click.option(
+                "--min-points",
+                default=0,
+                show_default=True,
+                type=click.IntRange(0),
+                metavar="N",
+                help="Drop propagated instances left with fewer DensePose points than this "
+                f"after --max-fb-error and --min-photo. {tag}.",
+            ),
+        ]
+    )
+
+
+def label_filter_from(params: dict[str, Any]) -> Any:
+    """The :class:`~dptrack_pipeline.train.filters.LabelFilter` of :func:`label_filter_options`."""
+    from dptrack_pipeline.train.filters import LabelFilter
+
+    return LabelFilter(
+        max_fb_error=params["max_fb_error"],
+        min_photo=params["min_photo"],
+        min_pckh=params["min_pckh"],
+        offsets=params["offsets"] or None,
+        min_points=params["min_points"],
+    )
+
+
 follow_symlinks_option = click.option(
     "--follow-symlinks",
     is_flag=True,

@@ -54,7 +54,6 @@ Writes OUT/config.json, OUT/metrics.jsonl (one JSON line per logged step and eva
 OUT/metrics.png, OUT/checkpoints/step-NNNNNNN.pt and OUT/checkpoints/last.pt.
 """
 _FILTERS = "Label filter (below)"
-_V2 = "; needs instances schema v2 shards"
 
 
 def _losses(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -65,16 +64,6 @@ def _losses(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
     if unknown:
         raise click.BadParameter(f"unknown {unknown}; choose from {', '.join(SUPERVISED_LOSSES)}")
     return names
-
-
-def _offsets(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
-    try:
-        offsets = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not comma-separated integers, e.g. 0,1,2") from None
-    if any(k < 0 for k in offsets):
-        raise click.BadParameter(f"give |offset| values >= 0 (0 = sources), got {value!r}")
-    return offsets
 
 
 def _folders(flag: str, help: str, required: bool = False) -> Callable[[_F], _F]:
@@ -143,48 +132,7 @@ def _folders(flag: str, help: str, required: bool = False) -> Callable[[_F], _F]
     opt.Finite(0),
     "Weight of the propagated instances' losses (GT propagation).",
 )
-@click.option(
-    "--max-fb-error",
-    type=opt.Finite(min=0),
-    default=None,
-    metavar="PX",
-    help="Drop propagated DensePose points whose forward-backward error (dp_fb_error) is above "
-    f"PX pixels (source-frame pixels); NaN passes. {_FILTERS}{_V2}.",
-)
-@click.option(
-    "--min-photo",
-    type=opt.Finite(-1, 1),
-    default=None,
-    metavar="ZNCC",
-    help="Drop propagated points whose photometric agreement (dp_photo: ZNCC of the 11x11 "
-    f"patches before and after the move, -1..1) is below ZNCC; NaN passes. {_FILTERS}{_V2}.",
-)
-@click.option(
-    "--min-pckh",
-    type=opt.Finite(0, 1),
-    default=None,
-    metavar="P",
-    help="Drop propagated instances whose PCKh@0.5 against the annotated keypoints (pckh, a "
-    f"fraction 0..1) is below P; NaN (nothing compared) passes. {_FILTERS}{_V2}.",
-)
-@click.option(
-    "--offsets",
-    default="",
-    show_default="all",
-    callback=_offsets,
-    metavar="K[,K...]",
-    help="Train only on rows whose |offset| (frames from the annotated frame) is listed, e.g. "
-    f"0,1,2; 0 = the annotated instances. {_FILTERS}.",
-)
-@click.option(
-    "--min-points",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0),
-    metavar="N",
-    help="Drop propagated instances left with fewer DensePose points than this after "
-    f"--max-fb-error and --min-photo. {_FILTERS}.",
-)
+@opt.label_filter_options(f"{_FILTERS}")
 @opt.value(
     "--equivariance",
     "none",

@@ -33,8 +33,8 @@ from tqdm import tqdm
 
 from dptrack_pipeline.schedule import target_indices
 from dptrack_pipeline.shards.atomic import atomic_write
+from dptrack_pipeline.structures import PERSON_CATEGORY
 from dptrack_pipeline.synth.annotate import person_annotation
-from dptrack_pipeline.synth.keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON
 from dptrack_pipeline.synth.render import RenderedFrame, Scene, make_scene, render_frame
 from dptrack_pipeline.synth.truth import (
     TRUTH_FORMAT,
@@ -51,14 +51,6 @@ from dptrack_pipeline.synth.truth import (
 FIRST_VIDEO_ID = 1001
 FRAME_ID_STRIDE = 10000
 ANNOTATIONS_FILE = "annotations.json"
-
-PERSON_CATEGORY = {
-    "id": 1,
-    "name": "person",
-    "supercategory": "person",
-    "keypoints": list(COCO_KEYPOINT_NAMES),
-    "skeleton": [list(edge) for edge in COCO_SKELETON],
-}
 
 
 def video_folder(vid_id: int) -> str:

@@ -14,54 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from dptrack_pipeline.structures import NUM_KEYPOINTS
+from dptrack_pipeline.structures import COCO_KEYPOINT_NAMES, NUM_KEYPOINTS
 from dptrack_pipeline.synth.charts import apply_affine
 from dptrack_pipeline.synth.limbs import LIMBS
 from dptrack_pipeline.synth.motion import PersonMotion, limb_affines
-
-COCO_KEYPOINT_NAMES: tuple[str, ...] = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-)
-COCO_SKELETON: tuple[tuple[int, int], ...] = (
-    (16, 14),
-    (14, 12),
-    (17, 15),
-    (15, 13),
-    (12, 13),
-    (6, 12),
-    (7, 13),
-    (6, 7),
-    (6, 8),
-    (7, 9),
-    (8, 10),
-    (9, 11),
-    (2, 3),
-    (1, 2),
-    (1, 3),
-    (2, 4),
-    (3, 5),
-    (4, 6),
-    (5, 7),
-)
-"""COCO person skeleton, 1-based keypoint indices (as in ``person_keypoints`` categories)."""
-
-assert len(COCO_KEYPOINT_NAMES) == NUM_KEYPOINTS
 
 
 def _keypoint_limbs(person: PersonMotion) -> list[tuple[int, tuple[int, ...], float, float]]:

@@ -11,10 +11,9 @@ import pycocotools.mask as mask_utils
 import pytest
 
 from dptrack_pipeline.formats.rle import SURFACE_TO_MASK_PART, decode_part_masks
-from dptrack_pipeline.structures import dp_to_pixels
+from dptrack_pipeline.structures import COCO_KEYPOINT_NAMES, dp_to_pixels
 from dptrack_pipeline.synth.annotate import sample_dp_pixels
 from dptrack_pipeline.synth.dataset import generate_dataset
-from dptrack_pipeline.synth.keypoints import COCO_KEYPOINT_NAMES
 from dptrack_pipeline.synth.truth import load_frame_truth
 
 from .conftest import SMALL
