@@ -1,14 +1,15 @@
 """Time and peak memory of ``dptrack-build export`` (DensePose-COCO) at growing sizes.
 
 Builds a small real ``run`` folder (``dptrack-build synth`` then ``run``, the default checks),
-replicates its rows into folders of ``--sizes`` instances (distinct videos and ids), exports each
-in a fresh process and prints a Markdown table: seconds, instances/s, peak resident memory, JSON
-size, and how much peak memory grows per 10k instances (the goal: flat). What is measured and
-why: :mod:`dptrack_pipeline.perf.export`.
+replicates its rows into folders of ``--sizes`` instances, spread over new videos (frames grow
+with instances) and over new people on the same frames (frames fixed), exports each in a fresh
+process and prints a Markdown table: seconds, instances/s, peak resident memory, JSON size, and
+how much peak memory grows per 10k instances (the goal: flat). What is measured and why:
+:mod:`dptrack_pipeline.perf.export`.
 
     python benchmarks/bench_export.py [--sizes 10000,30000,100000] [--work DIR]
 
-About 3 minutes on 2 cores at the default sizes.
+About 6 minutes on 2 cores at the default sizes.
 """
 
 from __future__ import annotations
@@ -49,12 +50,17 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     work.mkdir(parents=True, exist_ok=True)
     annotations, shards = _source_run(work)
     results = []
-    for size in (int(s) for s in args.sizes.split(",")):
-        folder = export.replicate_run(shards, annotations, work / f"run_{size}", size)
-        result = export.measure(folder, work / f"export_{size}.json")
-        assert result["rows_in"] == result["instances"], result
-        print(json.dumps(result), flush=True)
-        results.append(result)
+    for spread in ("videos", "people"):
+        for size in (int(s) for s in args.sizes.split(",")):
+            folder = export.replicate_run(
+                shards, annotations, work / f"run_{spread}_{size}", size, spread
+            )
+            result = export.measure(folder, work / f"export_{spread}_{size}.json")
+            assert result["rows_in"] == result["instances"], result
+            result["spread"] = spread
+            print(json.dumps(result), flush=True)
+            results.append(result)
+            (work / f"export_{spread}_{size}.json").unlink()
     print(f"\nsource run: {shards}\n")
     print(export.report_table(results))
     if args.json:

@@ -13,21 +13,50 @@ EPILOG = (
     opt.BEAM_EPILOG
     + """
 \b
-People file (--people): JSON list of {"video", "frame", "x", "y", "scale"[, "person"]} or a CSV
-with those columns; video = file name without extension or folder name, frame = 0-based index,
-(x, y) = person centre in pixels, scale = MPII scale (person about 200*scale px tall). The crop
-is a square of side 200*scale*--context around the centre. Without --people every frame is
-cropped to its centred square of side min(W, H).
+People (--people FILE or FOLDER, --people-format, default auto = detected):
+  dptrack      JSON list of {"video", "frame", "x", "y", "scale"[, "person"]} or CSV with those
+               columns; video = file name without extension or folder name, frame = 0-based
+               index, (x, y) = centre in pixels, scale = MPII scale (person ~200*scale px tall)
+  posetrack18  PoseTrack18 / DensePose-PoseTrack JSON (a file, or a folder of per-video files):
+               video = the folder holding each frame (give --videos images/val), person =
+               track_id, box = bbox (or PoseTrack's keypoint box)
+  mpii-mat     MPII's mpii_human_pose_v1_u12_1.mat; mpii-json: its JSON conversion (image,
+               center, scale, joints, joints_vis). Both need --people-keyframes
+               mpii_human_pose_v1_sequences_keyframes.mat; video = the image's sequence folder
+               (give --videos mpii_human_pose_v1_sequences/), box = the joints' box, else
+               objpos/scale
+The crop is a square of side 200*scale*--context around the centre (a dataset box: its longer
+side * --context). Without --people every frame is cropped to its centred square of side
+min(W, H). Entries that cannot be used go to rejects-*.parquet with their reason.
 
 \b
 Examples:
   dptrack-build pairs --videos mpii_videos/ --people mpii_people.csv --out pairs/
+  dptrack-build pairs --videos posetrack/images/val --people posetrack/annotations/val \\
+      --out pairs/
+  dptrack-build pairs --videos mpii_human_pose_v1_sequences/ \\
+      --people mpii_human_pose_v1_u12_1.mat \\
+      --people-keyframes mpii_human_pose_v1_sequences_keyframes.mat --out pairs/
   dptrack-build pairs --videos clip.mp4 --out pairs/ --mode chained --stride 2
   dptrack-build pairs --videos mpii_videos/ --out gs://b/pairs --estimator flownet2 \\
       --checkpoint gs://b/FlowNet2_checkpoint.pth.tar --precision bf16 \\
       --runner DataflowRunner --project P --region R --temp_location gs://b/tmp
 """
 )
+
+
+def _people_inputs(config) -> list[str]:
+    """The files whose bytes identify a pairs job's people (``--resume``)."""
+    import os
+
+    from dptrack_pipeline.pairs.people_posetrack import posetrack_files
+
+    files = []
+    if config.people:
+        files += posetrack_files(config.people) if os.path.isdir(config.people) else [config.people]
+    if config.people_keyframes:
+        files.append(config.people_keyframes)
+    return files
 
 
 @click.command(context_settings=opt.BEAM_PASSTHROUGH, epilog=EPILOG)
@@ -39,7 +68,22 @@ Examples:
     type=click.Path(exists=True),
     help="A video file, a folder of frame images, or a folder of those (one level). Repeatable.",
 )
-@opt.path("--people", "Person centres and scales per frame (JSON or CSV, format below).")
+@click.option(
+    "--people",
+    type=click.Path(exists=True),
+    help="Where the people are: a people file, or a folder of PoseTrack18 files (formats below).",
+)
+@opt.value(
+    "--people-format",
+    "auto",
+    click.Choice(["auto", "dptrack", "posetrack18", "mpii-mat", "mpii-json"]),
+    "Format of --people; auto detects it from the path and the first record.",
+)
+@opt.path(
+    "--people-keyframes",
+    "MPII's image-to-sequence mapping (mpii_human_pose_v1_sequences_keyframes.mat); needed by "
+    "the MPII formats.",
+)
 @opt.output_options("Progress bar over pairs.")
 @opt.follow_symlinks_option
 @opt.offsets_option("K: pair every anchor frame T with T-K..T+K.")
@@ -108,9 +152,16 @@ def pairs(ctx: click.Context, **params) -> None:
         KIND_PAIRS,
         "pairs",
         PAIRS_PREFIXES,
-        inputs=lambda c: [c.people] if c.people else [],
+        inputs=_people_inputs,
         announce=lambda prepared, beam: (
-            f"{len(prepared.videos)} videos, about {prepared.estimated_pairs} pairs, "
+            f"{len(prepared.videos)} videos, "
+            + (
+                f"{prepared.counters['people_in']} people ({prepared.people_format}, "
+                f"{len(prepared.launch_rejects)} set aside), "
+                if prepared.people is not None
+                else ""
+            )
+            + f"about {prepared.estimated_pairs} pairs, "
             f"{prepared.num_shards} shards; Beam options: {beam}"
         ),
         report=lambda c: (

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dptrack_pipeline import settings
+from dptrack_pipeline.pairs.people_formats import PEOPLE_FORMATS
 
 TARGET_PAIRS_PER_SHARD = 1000
 """Automatic shard count of ``pairs`` aims at this many pairs per shard (about 100-250 MB of HDF5
@@ -26,8 +27,10 @@ class PairsConfig:
         videos: video files, frame folders or folders of them (see
             :func:`dptrack_pipeline.pairs.videos.discover_videos`).
         out: output folder (local path or a Beam filesystem URL).
-        people: optional people file (see :mod:`dptrack_pipeline.pairs.people`); ``None`` crops
-            the centred square of each frame.
+        people: optional people file or folder (see :mod:`dptrack_pipeline.pairs.people`);
+            ``None`` crops the centred square of each frame.
+        people_format: its format, or ``auto`` (see :mod:`dptrack_pipeline.pairs.people_formats`).
+        people_keyframes: MPII's image-to-sequence mapping file (MPII formats only).
         max_offset: ``K``; pairs ``T -> T ± 1..K``.
         stride: anchors are frames ``0, stride, 2 * stride, ...``.
         crop_size: side S of the square crops and crop flows.
@@ -50,6 +53,8 @@ class PairsConfig:
     videos: tuple[str, ...]
     out: str
     people: str | None = None
+    people_format: str = "auto"
+    people_keyframes: str | None = None
     max_offset: int = settings.DEFAULT_MAX_OFFSET
     stride: int = 1
     crop_size: int = settings.DEFAULT_CROP_SIZE
@@ -82,6 +87,11 @@ class PairsConfig:
             raise ValueError(f"min_valid must be in [0, 1], got {self.min_valid}")
         if not self.context > 0:
             raise ValueError(f"context must be > 0, got {self.context}")
+        if self.people_format not in PEOPLE_FORMATS:
+            raise ValueError(
+                f"people_format must be one of {', '.join(PEOPLE_FORMATS)}, got "
+                f"{self.people_format!r}"
+            )
         if self.people_reach < 0:
             raise ValueError(f"people_reach must be >= 0, got {self.people_reach}")
         if self.chunk_anchors < 1:

@@ -1,8 +1,10 @@
 """What the launcher of a ``pairs`` job decides before any worker starts.
 
 :func:`prepare` lists the input videos (:func:`~dptrack_pipeline.pairs.videos.discover_videos`),
-reads the people file once (:func:`~dptrack_pipeline.pairs.people.load_people`), sets aside the
-rows it can already tell are bad (unknown videos, unparsable rows), and sizes the shards from a
+reads the people file once (:func:`~dptrack_pipeline.pairs.people_formats.read_people`), sets
+aside the rows it can already tell are bad (unparsable rows, unknown videos, frame files a video
+folder lacks), places entries that name their frame file in the folder listing
+(:func:`~dptrack_pipeline.pairs.people.resolve_frames`), and sizes the shards from a
 cheap frame-count estimate (container headers or folder listings: the launcher never decodes;
 frames are counted exactly on the workers by :func:`~dptrack_pipeline.pairs.plan.plan_video`).
 The CLI calls it once and hands the same :class:`PreparedPairs` to the pipeline.
@@ -11,6 +13,7 @@ The CLI calls it once and hands the same :class:`PreparedPairs` to the pipeline.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import cv2
@@ -18,7 +21,8 @@ import cv2
 from dptrack_pipeline.flow.registry import create_estimator
 from dptrack_pipeline.frames import list_image_frames
 from dptrack_pipeline.pairs.config import TARGET_PAIRS_PER_SHARD, PairsConfig
-from dptrack_pipeline.pairs.people import PersonEntry, load_people
+from dptrack_pipeline.pairs.people import PersonEntry, drop_duplicates, resolve_frames
+from dptrack_pipeline.pairs.people_formats import read_people
 from dptrack_pipeline.pairs.plan import expected_pair_count, pair_reject_row
 from dptrack_pipeline.pairs.videos import KIND_FOLDER, VideoSpec, discover_videos
 from dptrack_pipeline.rejects import PEOPLE_UNKNOWN_VIDEO, STAGE_PEOPLE
@@ -38,15 +42,28 @@ class PreparedPairs:
     estimated_pairs: int
     estimator_params: dict
     estimator_provenance: dict
+    people_format: str = ""
+    """The format the people file was read as (``""`` without one)."""
     progress: Progress | None = None
     """Receipts to write and shards a resumed job keeps (:mod:`dptrack_pipeline.shards.progress`);
     the CLI sets it, ``None`` writes no receipts."""
 
 
-def _header_frames(spec: VideoSpec) -> int:
+def _frame_names(spec: VideoSpec) -> list[str] | None:
+    """File names of a frame folder's images in order; ``None`` for a video file or a folder
+    that cannot be listed (planning rejects that video)."""
+    if spec.kind != KIND_FOLDER or spec.refused:
+        return None
+    try:
+        return [os.path.basename(p) for p in list_image_frames(spec.path)]
+    except OSError:
+        return None
+
+
+def _header_frames(spec: VideoSpec, names: list[str] | None) -> int:
     """A cheap frame-count estimate (container header, or images in the folder) for sizing."""
     if spec.kind == KIND_FOLDER:
-        return len(list_image_frames(spec.path))
+        return len(names or ())
     capture = cv2.VideoCapture(spec.path)
     try:
         return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
@@ -68,17 +85,21 @@ def prepare(config: PairsConfig) -> PreparedPairs:
     counters["videos_in"] = len(videos)
     rejects: list[dict] = []
     people = None
+    people_format = ""
+    names = {spec.video_id: _frame_names(spec) for spec in videos}
     if config.people is not None:
-        entries, problems = load_people(config.people)
+        people_format, entries, problems = read_people(
+            config.people, config.people_format, config.people_keyframes
+        )
         counters["people_in"] = len(entries) + len(problems)
         for p in problems:
             rejects.append(
                 pair_reject_row(p.video, p.reason, p.detail, STAGE_PEOPLE, p.frame, p.person)
             )
-        people = {vid: [] for vid in ids}
+        grouped: dict[str, list[PersonEntry]] = {vid: [] for vid in ids}
         for e in entries:
             if e.video in ids:
-                people[e.video].append(e)
+                grouped[e.video].append(e)
             else:
                 rejects.append(
                     pair_reject_row(
@@ -91,11 +112,24 @@ def prepare(config: PairsConfig) -> PreparedPairs:
                         e.person,
                     )
                 )
+        people = {}
+        for spec in videos:
+            rows = grouped[spec.video_id]
+            bad: list[tuple[PersonEntry, str, str]] = []
+            if any(e.image for e in rows) and not (
+                spec.kind == KIND_FOLDER and names[spec.video_id] is None
+            ):
+                rows, bad = resolve_frames(rows, names[spec.video_id])
+            rows, twice = drop_duplicates(rows)
+            for e, reason, detail in bad + twice:
+                rejects.append(
+                    pair_reject_row(e.video, reason, detail, STAGE_PEOPLE, e.frame, e.person)
+                )
+            people[spec.video_id] = tuple(rows)
         counters["people_rejected"] = len(rejects)
-        people = {vid: tuple(rows) for vid, rows in people.items()}
     estimated = 0
     for spec in videos:
-        frames = _header_frames(spec)
+        frames = _header_frames(spec, names[spec.video_id])
         persons = 1 if people is None else len({e.person for e in people[spec.video_id]})
         estimated += persons * expected_pair_count(frames, config.max_offset, config.stride)
     num_shards = config.num_shards or max(1, math.ceil(estimated / TARGET_PAIRS_PER_SHARD))
@@ -108,4 +142,5 @@ def prepare(config: PairsConfig) -> PreparedPairs:
         estimated_pairs=estimated,
         estimator_params=estimator.params(),
         estimator_provenance=estimator.provenance(),
+        people_format=people_format,
     )

@@ -1,6 +1,12 @@
 """Where the people are: the optional ``--people`` file of ``dptrack-build pairs``, and crop boxes.
 
-**File format** (MPII style: a rough centre and scale per person and frame). Either
+This module holds the record every people reader produces (:class:`PersonEntry`), the project's
+own file format, the box rules and the frame lookup. Files users already have are read by
+:mod:`~dptrack_pipeline.pairs.people_posetrack` (PoseTrack18 and DensePose-PoseTrack JSON) and
+:mod:`~dptrack_pipeline.pairs.people_mpii` (MPII Human Pose ``.mat`` and its common JSON
+conversion); :mod:`~dptrack_pipeline.pairs.people_formats` tells them apart.
+
+**Own file format** (MPII style: a rough centre and scale per person and frame). Either
 
 * JSON: a list of objects, or ``{"people": [...]}``, each
   ``{"video": "clip01", "frame": 12, "x": 640.5, "y": 360.0, "scale": 1.8, "person": 0}``; or
@@ -11,6 +17,11 @@
 the person centre in frame pixels (pixel centres on integers), ``scale`` the MPII scale: the
 person is about ``200 * scale`` pixels tall. ``person`` (default 0) tells people of one frame
 apart and links a person across frames; it need not be a real track id.
+
+**Frames named by file.** Readers of dataset files also record the frame's file name
+(:attr:`PersonEntry.image`, e.g. ``000012.jpg``). For a frame-folder video the launcher finds the
+frame by that name in the folder listing (:func:`resolve_frames`), so a folder holding only some
+of a sequence's frames still lines up; for a video file the frame number is used.
 
 **Crop boxes.** A person's box is the square of side ``200 * scale * context`` centred on
 ``(x, y)`` (:func:`person_box`; ``context`` = 1.25 by default, the margin pose estimators crop
@@ -37,7 +48,7 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -46,6 +57,7 @@ from dptrack_pipeline.rejects import (
     PEOPLE_DUPLICATE,
     PEOPLE_FRAME_OUT_OF_RANGE,
     PEOPLE_OUTSIDE_FRAME,
+    PEOPLE_UNKNOWN_IMAGE,
 )
 from dptrack_pipeline.structures import Box
 
@@ -66,6 +78,9 @@ class PersonEntry:
     y: float
     scale: float
     person: int = 0
+    image: str = ""
+    """The frame's file name in its video folder (``""``: not known, use ``frame``); ``frame``
+    is -1 when only the name is known (then a video file cannot place the entry)."""
 
 
 @dataclass(frozen=True)
@@ -178,6 +193,86 @@ def load_people(path: str) -> tuple[list[PersonEntry], list[PeopleProblem]]:
     return entries, problems
 
 
+def entry_from_box(video: str, frame: int, box: Box, person: int, image: str = "") -> PersonEntry:
+    """The entry of a person whose tight box ``(x, y, w, h)`` (frame pixels) is known: centred on
+    the box, with the MPII scale of its longer side (``max(w, h) / 200``), so that
+    :func:`person_box` gives the square of side ``max(w, h) * context`` around it."""
+    x, y, w, h = box
+    return PersonEntry(
+        video, frame, x + w / 2, y + h / 2, max(w, h) / MPII_SCALE_PIXELS, person, image
+    )
+
+
+def resolve_frames(
+    entries: Sequence[PersonEntry], frame_names: Sequence[str] | None
+) -> tuple[list[PersonEntry], list[tuple[PersonEntry, str, str]]]:
+    """Place entries that name their frame file (``image``) in one video.
+
+    Args:
+        entries: one video's entries.
+        frame_names: file names of the video's frames in order (a frame folder), or ``None``
+            for a video file.
+
+    Returns:
+        ``(placed, bad)``: entries with ``frame`` set to the position of ``image`` in
+        ``frame_names`` (entries without ``image`` unchanged), and ``(entry, reason, detail)``
+        rejects, ``people_unknown_image``: the name is not in the folder, or the video is a file
+        and the entry has no frame number.
+    """
+    index = None if frame_names is None else {n: i for i, n in enumerate(frame_names)}
+    placed, bad = [], []
+    for e in entries:
+        if not e.image:
+            placed.append(e)
+        elif index is not None and e.image in index:
+            placed.append(replace(e, frame=index[e.image]))
+        elif index is not None:
+            bad.append(
+                (
+                    e,
+                    PEOPLE_UNKNOWN_IMAGE,
+                    f"frame file {e.image!r} is not in the frame folder of video {e.video!r} "
+                    f"({len(index)} images)",
+                )
+            )
+        elif e.frame >= 0:
+            placed.append(e)
+        else:
+            bad.append(
+                (
+                    e,
+                    PEOPLE_UNKNOWN_IMAGE,
+                    f"video {e.video!r} is a file and the entry names only the frame file "
+                    f"{e.image!r}; give the sequence's frame folder with --videos",
+                )
+            )
+    return placed, bad
+
+
+def drop_duplicates(
+    entries: Sequence[PersonEntry],
+) -> tuple[list[PersonEntry], list[tuple[PersonEntry, str, str]]]:
+    """Keep the first entry of each ``(video, frame, person)``; later ones are
+    ``people_duplicate`` rejects (two PoseTrack annotations with one ``track_id`` in a frame)."""
+    seen: set[tuple[str, int, int]] = set()
+    kept, bad = [], []
+    for e in entries:
+        key = (e.video, e.frame, e.person)
+        if key in seen:
+            bad.append(
+                (
+                    e,
+                    PEOPLE_DUPLICATE,
+                    f"a second entry for video {e.video!r}, frame {e.frame}, person {e.person}; "
+                    "the first is used",
+                )
+            )
+        else:
+            seen.add(key)
+            kept.append(e)
+    return kept, bad
+
+
 def check_entries(
     entries: Sequence[PersonEntry], num_frames: int, width: int, height: int
 ) -> tuple[list[PersonEntry], list[tuple[PersonEntry, str, str]]]:
@@ -186,7 +281,15 @@ def check_entries(
     is not inside the ``width x height`` frame)."""
     good, bad = [], []
     for e in entries:
-        if e.frame >= num_frames:
+        if e.frame < 0:
+            bad.append(
+                (
+                    e,
+                    PEOPLE_FRAME_OUT_OF_RANGE,
+                    f"frame file {e.image!r} of video {e.video!r} could not be placed",
+                )
+            )
+        elif e.frame >= num_frames:
             bad.append(
                 (
                     e,

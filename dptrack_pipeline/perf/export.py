@@ -4,12 +4,18 @@ Issue 15 asks that large exports stream to disk: memory flat in the number of in
 
 **Data** (:func:`replicate_run`). A real ``run`` folder (the synthetic set through
 ``dptrack-build run``: real rows, real masks and points) is copied ``copies`` times into a new
-folder: copy ``c`` gets ``vid_id + c * VIDEO_STRIDE`` and ids shifted likewise, so every copy is
-a distinct video with distinct annotation and image ids; the copies are written as Parquet
-shards of the run's own schema with a manifest (``dataset_info.json``) whose file entries the
-exporter checks, and one annotation file listing the copied videos' images. The frames are the
-run's own (every copy points at the same image files), so the exporter reads real image headers.
-This grows frames with instances, as real data does.
+folder, in one of two ways:
+
+* ``spread="videos"``: copy ``c`` gets ``vid_id + c * VIDEO_STRIDE`` and image ids shifted
+  likewise, so every copy is a distinct video, and the annotation file lists the copied videos'
+  images: frames grow with instances, as in real data;
+* ``spread="people"``: copy ``c`` keeps the videos and frames and gets new annotation and track
+  ids: more people on the same frames, so frames stay fixed and only instances grow.
+
+Annotation ids are shifted by ``c * ID_STRIDE`` either way. The copies are written as Parquet
+shards of the run's own schema (about :data:`ROWS_PER_SHARD` rows each, row groups of 1024, as
+``run`` writes them) with a manifest (``dataset_info.json``) whose file entries the exporter
+checks. The frames are the run's own image files, so the exporter reads real image headers.
 
 **Measured** (:func:`measure`). Each export runs in a fresh Python process
 (``python -m dptrack_pipeline.perf.export FOLDER OUT``) whose own peak resident memory
@@ -47,22 +53,26 @@ def _source_table(shards: Path) -> pa.Table:
     return pa.concat_tables(pq.read_table(f) for f in files)
 
 
-def _shift(table: pa.Table, copy: int) -> pa.Table:
-    shifted = {
-        "video_id": pc.cast(
-            pc.add(pc.cast(table["video_id"], pa.int64()), copy * VIDEO_STRIDE), pa.string()
-        ),
-        "annotation_id": pc.add(table["annotation_id"], copy * ID_STRIDE),
-    }
+def _shift(table: pa.Table, copy: int, spread: str) -> pa.Table:
+    shifted = {"annotation_id": pc.add(table["annotation_id"], copy * ID_STRIDE)}
+    if spread == "videos":
+        video = pc.add(pc.cast(table["video_id"], pa.int64()), copy * VIDEO_STRIDE)
+        shifted["video_id"] = pc.cast(video, pa.string())
+    else:
+        shifted["track_id"] = pc.add(table["track_id"], copy * 1000)
     for name, column in shifted.items():
         index = table.schema.get_field_index(name)
         table = table.set_column(index, table.schema.field(index), column.cast(table[name].type))
     return table
 
 
-def replicate_run(shards: Path, annotations: Path, out: Path, instances: int) -> Path:
-    """A ``run`` folder at ``out`` with at least ``instances`` rows, copies of ``shards``
-    (module docstring). Returns ``out``."""
+def replicate_run(
+    shards: Path, annotations: Path, out: Path, instances: int, spread: str = "videos"
+) -> Path:
+    """A ``run`` folder at ``out`` with at least ``instances`` rows, copies of ``shards`` spread
+    over new videos or new people (module docstring). Returns ``out``."""
+    if spread not in ("videos", "people"):
+        raise ValueError(f"spread must be 'videos' or 'people', got {spread!r}")
     source = _source_table(shards)
     copies = -(-instances // source.num_rows)
     out.mkdir(parents=True, exist_ok=True)
@@ -72,7 +82,7 @@ def replicate_run(shards: Path, annotations: Path, out: Path, instances: int) ->
     entries = []
     for shard in range(num_shards):
         chosen = range(shard * per_shard, min(copies, (shard + 1) * per_shard))
-        table = pa.concat_tables(_shift(source, c) for c in chosen)
+        table = pa.concat_tables(_shift(source, c, spread) for c in chosen)
         name = naming.shard_filename(naming.PREFIX_INSTANCES, shard, num_shards, "parquet")
         pq.write_table(table, out / name, row_group_size=1024, write_page_checksum=True)
         digest = hashlib.sha256((out / name).read_bytes()).hexdigest()
@@ -82,7 +92,7 @@ def replicate_run(shards: Path, annotations: Path, out: Path, instances: int) ->
     doc = json.loads(annotations.read_text())
     images = [
         {**im, "id": im["id"] + c * ID_STRIDE, "vid_id": int(im["vid_id"]) + c * VIDEO_STRIDE}
-        for c in range(copies)
+        for c in range(copies if spread == "videos" else 1)
         for im in doc["images"]
     ]
     listed = out / "annotations.json"
@@ -111,6 +121,7 @@ def measure(folder: Path, out_json: Path) -> dict[str, Any]:
         raise RuntimeError(f"export of {folder} failed ({process.returncode})")
     counts = json.loads(output)
     return {
+        "frames": counts["images_written"],
         "instances": counts["rows_exported"],
         "rows_in": counts["rows_in"],
         "s": seconds,
@@ -119,21 +130,31 @@ def measure(folder: Path, out_json: Path) -> dict[str, Any]:
     }
 
 
-def report_table(results: list[dict[str, Any]]) -> str:
-    """One row per size, then the slope of peak memory (MiB per 10k instances)."""
-    rows = [
-        [f"{r['instances']:,}", f"{r['s']:.1f}", f"{r['instances'] / r['s']:,.0f}",
-         f"{r['peak_rss_mib']:.0f}", f"{r['out_mb']:.0f}"]
-        for r in results
-    ]  # fmt: skip
-    table = markdown_table(
-        ["instances", "export s", "instances/s", "peak RSS MiB", "JSON MB"], rows
-    )
+def slope_mib_per_10k(results: list[dict[str, Any]]) -> float:
+    """Growth of peak memory from the first to the last result, MiB per 10k instances."""
     first, last = results[0], results[-1]
-    slope = (last["peak_rss_mib"] - first["peak_rss_mib"]) / max(
+    return (last["peak_rss_mib"] - first["peak_rss_mib"]) / max(
         1, (last["instances"] - first["instances"]) / 10_000
     )
-    return table + f"\n\npeak memory grows {slope:.2f} MiB per 10k instances"
+
+
+def report_table(results: list[dict[str, Any]]) -> str:
+    """One row per spread and size, then per spread the slope of peak memory."""
+    rows = [
+        [r.get("spread", "videos"), f"{r['instances']:,}", f"{r.get('frames', 0):,}",
+         f"{r['s']:.1f}", f"{r['instances'] / r['s']:,.0f}", f"{r['peak_rss_mib']:.0f}",
+         f"{r['out_mb']:.0f}"]
+        for r in results
+    ]  # fmt: skip
+    header = ["spread", "instances", "frames listed", "export s", "instances/s",
+              "peak RSS MiB", "JSON MB"]  # fmt: skip
+    lines = [markdown_table(header, rows), ""]
+    for spread in dict.fromkeys(r.get("spread", "videos") for r in results):
+        group = [r for r in results if r.get("spread", "videos") == spread]
+        lines.append(
+            f"{spread}: peak memory grows {slope_mib_per_10k(group):.2f} MiB per 10k instances"
+        )
+    return "\n".join(lines)
 
 
 def _child(folder: str, out: str) -> None:

@@ -12,12 +12,16 @@ from dptrack_pipeline.pairs.people import (
     PEOPLE_DUPLICATE,
     PEOPLE_FRAME_OUT_OF_RANGE,
     PEOPLE_OUTSIDE_FRAME,
+    PEOPLE_UNKNOWN_IMAGE,
     PersonEntry,
     check_entries,
     default_box,
+    drop_duplicates,
+    entry_from_box,
     load_people,
     people_for_frames,
     person_box,
+    resolve_frames,
 )
 
 ROWS = [
@@ -306,3 +310,37 @@ def test_default_box_portrait_and_square() -> None:
     assert default_box(64, 64) == (-0.5, -0.5, 64.0, 64.0)
     # an odd difference puts the box on half a pixel
     assert default_box(65, 64) == (0.0, -0.5, 64.0, 64.0)
+
+
+# --------------------------------------------------------------------------- frames named by file
+
+
+def test_resolve_frames_by_name_in_a_folder_and_by_number_in_a_file() -> None:
+    named = PersonEntry("seq", -1, 10.0, 10.0, 1.0, 0, "00000005.jpg")
+    numbered = PersonEntry("seq", 3, 10.0, 10.0, 1.0, 1, "000003.jpg")
+    plain = PersonEntry("seq", 7, 10.0, 10.0, 1.0, 2)
+    folder = ["00000004.jpg", "00000005.jpg", "000003.jpg"]
+    placed, bad = resolve_frames([named, numbered, plain], folder)
+    assert [e.frame for e in placed] == [1, 2, 7] and bad == []
+    # In a folder that lacks the file, and in a video file without a frame number: rejected.
+    placed, bad = resolve_frames([named, numbered, plain], ["other.jpg"])
+    assert placed == [plain] and [r for _, r, _ in bad] == [PEOPLE_UNKNOWN_IMAGE] * 2
+    assert "not in the frame folder" in bad[0][2]
+    placed, bad = resolve_frames([named, numbered, plain], None)
+    assert placed == [numbered, plain] and [e for e, _, _ in bad] == [named]
+    assert "is a file" in bad[0][2]
+
+
+def test_unplaced_entries_and_duplicates_are_set_aside() -> None:
+    unplaced = PersonEntry("seq", -1, 10.0, 10.0, 1.0, 0, "x.jpg")
+    good, bad = check_entries([unplaced], 10, 64, 64)
+    assert good == [] and bad[0][1] == PEOPLE_FRAME_OUT_OF_RANGE
+    first = PersonEntry("seq", 2, 10.0, 10.0, 1.0, 4)
+    kept, twice = drop_duplicates([first, PersonEntry("seq", 2, 30.0, 30.0, 1.0, 4), unplaced])
+    assert kept == [first, unplaced] and [r for _, r, _ in twice] == [PEOPLE_DUPLICATE]
+
+
+def test_entry_from_box_crops_the_longer_side_times_the_context() -> None:
+    entry = entry_from_box("v", 0, (100.0, 50.0, 40.0, 200.0), 3, "000000.jpg")
+    assert (entry.x, entry.y, entry.scale, entry.person) == (120.0, 150.0, 1.0, 3)
+    assert person_box(entry, context=1.25) == (-5.0, 25.0, 250.0, 250.0)
