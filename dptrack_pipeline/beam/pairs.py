@@ -76,7 +76,7 @@ class PlanVideoFn(beam.DoFn):
 def _pack_pair(record: PairOutput, crop_size: int) -> PairRecord:
     return PairRecord(
         record.row,
-        pack_chunk(FLOWS, record.flow, crop_size),
+        pack_chunk(FLOWS, record.flow, crop_size, record.valid),
         pack_chunk(VALID, record.valid, crop_size),
     )
 

@@ -1,30 +1,31 @@
 """How are a shard's dense arrays (crops, flows, validity masks) laid out in HDF5?
 
 One HDF5 file per shard, ``dense-SSSSS-of-NNNNN.h5``, with the three datasets of
-``schemas/dense.v1.json``: ``crops`` ``(N, S, S, 3)`` uint8 RGB, ``flows`` ``(M, S, S, 2)`` float16
-and ``valid`` ``(M, S, S)`` uint8. The datasets are created **from the schema document** (dtype,
-shape, chunks, filters), so the JSON stays the single source of truth.
+``schemas/dense.v2.json``: ``crops`` ``(N, S, S, 3)`` uint8 (RGB as row deltas), ``flows``
+``(M, S, S, 2)`` int16 (fixed point, 1/16 crop px) and ``valid`` ``(M, S, B)`` uint8 (packed
+bits). Each row is encoded by :mod:`~dptrack_pipeline.shards.dense_codec` and then filtered; the
+datasets are created **from the schema document** (dtype, shape, chunks, filters), so the JSON
+stays the single source of truth. Version 1 files (float16 flows, plain crops and masks) stay
+readable (:class:`~dptrack_pipeline.shards.reader.DenseReader`).
 
 Why HDF5 and not Parquet for these: they are fixed-shape dense tensors read one instance at a
 time by the training loader; HDF5 gives N-d chunked random access without decoding a row group,
 and every language with an HDF5 binding reads them.
 
-Layout choices (measured once during development on 36 real 256x256 crops of PoseTrack18 frames
-with OpenCV DIS flows between consecutive crops; write times are the best of 3 on one core):
+Layout choices (measured on the 537 instances of ``benchmarks/bench_pipeline.py``: 720p street
+video, DIS crop flows at 256 px; table in the README, "Dense shards, version 2"):
 
-* **One chunk per instance** (``(1, S, S, C)``): a random read decompresses exactly one instance.
-* **gzip level 1**: gzip (deflate) is the one compression filter built into every HDF5
-  distribution (lzf is h5py-only, blosc/zstd need plugins), so any reader can open the files.
-  On 21 real 256x256 instances (720p street video, DIS crop flows) level 1 wrote 10.4 ms per
-  instance at 4.93 MB against 12.8 ms at 4.69 MB for level 4; lzf was 8.0 ms at 5.68 MB and no
-  compression 1.8 ms at 10.0 MB. Writing is the pipeline's largest cost after the flow itself,
-  so the faster level wins (``benchmarks/bench_pipeline.py``).
-* **float16 flows**: half the bytes and about 35% less write time than float32 (8.74 -> 4.69 MB
-  at level 4); the spacing of float16 is 1/64 crop pixel below 32 px and 1/8 below 256 px, far
-  under the accuracy of any flow estimator. Readers widen to float32.
-* **Byte shuffle on ``flows`` only**: shuffling the bytes of the floats groups the similar
-  exponent bytes and improves the flow ratio; on 1-byte types it is the identity, so ``crops``
-  and ``valid`` do not carry it.
+* **One chunk per row** (``(1, S, S, C)``): a random read decompresses exactly one row.
+* **gzip level 1**: deflate is the one compression filter built into every HDF5 distribution (lzf
+  is h5py-only; Blosc and Zstd need ``hdf5plugin`` in every reader). Level 4 or 6 saves 5-15% more
+  at 1.3-2x the write time; Zstd (level 3) was no smaller on the encoded rows, Blosc-Zstd 19%
+  smaller on flows but slower to write than gzip 1. Writing competes with the flow estimator for
+  the same cores, so the fast level wins.
+* **Encodings before the filters** (version 2): crops as row deltas (97 -> 68 kB a crop), flows
+  as fixed-point int16 with invalid pixels zeroed (189 -> 60 kB a flow, and deflate 1.7x faster
+  than on float16), validity as packed bits (1.7 -> 0.9 kB).
+* **Byte shuffle on ``flows`` only**: it groups the high bytes of the int16 values (60 against
+  67 kB); on 1-byte types it is the identity, so ``crops`` and ``valid`` do not carry it.
 * **Fletcher-32 on every chunk**: HDF5 verifies it on each read, so a damaged chunk fails its
   read (``OSError``) instead of reaching training; 4 bytes per chunk
   (:mod:`dptrack_pipeline.shards.fletcher32` computes it for packed chunks).
@@ -34,8 +35,8 @@ times unless told not to (``track_times=False``), its on-disk format depends on 
 pinned (``libver`` fixed to :data:`HDF5_LIBVER`), and creation order is not tracked. Datasets and
 attributes are written in schema order, rows in index order.
 
-**Packing where the data is made.** :func:`pack_chunk` applies the schema's filters (dtype, byte
-shuffle, deflate, Fletcher-32) to one instance's array and returns the bytes HDF5 would store for
+**Packing where the data is made.** :func:`pack_chunk` encodes one row and applies the schema's
+filters (dtype, byte shuffle, deflate, Fletcher-32) to it and returns the bytes HDF5 would store for
 its chunk; :func:`write_dense_file` writes such :class:`PackedChunk` s with ``write_direct_chunk``,
 without filtering again. The pipeline packs in its parallel window stage, so the records that cross
 the shuffle are about half the size and the one-per-shard writer only copies bytes. Packed and
@@ -54,6 +55,13 @@ from collections.abc import Sequence
 import h5py
 import numpy as np
 
+from dptrack_pipeline.shards.dense_codec import (
+    FLOW_SCALE,
+    encode_crop,
+    encode_flow,
+    encode_valid,
+    packed_width,
+)
 from dptrack_pipeline.shards.fletcher32 import with_fletcher32
 from dptrack_pipeline.shards.schema import current_version, load_hdf5_schema, resolve_shape
 
@@ -120,17 +128,37 @@ def _dataset_spec(name: str) -> dict:
 _CHECKERS = {CROPS: check_crop, FLOWS: check_flow, VALID: check_valid}
 
 
-def pack_chunk(name: str, array: np.ndarray, crop_size: int) -> PackedChunk:
-    """Check ``array`` as row of dataset ``name`` and filter it into its stored chunk bytes.
+def _stored(
+    name: str, array: np.ndarray, crop_size: int, valid: np.ndarray | None, what: str
+) -> np.ndarray:
+    """Check ``array`` as a row of dataset ``name`` and encode it as the current version
+    stores it (:mod:`~dptrack_pipeline.shards.dense_codec`)."""
+    version = current_version(DENSE_SCHEMA_NAME)
+    checked = _CHECKERS[name](array, crop_size, what=what)
+    if name == CROPS:
+        return encode_crop(checked, version)
+    if name == VALID:
+        return encode_valid(checked, version)
+    if valid is None:
+        raise ValueError(f"{what}: a flow is stored with its validity mask (valid=...)")
+    return encode_flow(checked, check_valid(valid, crop_size, what=f"{what} valid"), version)
+
+
+def pack_chunk(
+    name: str, array: np.ndarray, crop_size: int, valid: np.ndarray | None = None
+) -> PackedChunk:
+    """Check and encode ``array`` as a row of dataset ``name`` and filter it into its stored
+    chunk bytes.
 
     Args:
         name: ``"crops"``, ``"flows"`` or ``"valid"``.
-        array: one instance's ``(S, S, 3)`` crop, ``(S, S, 2)`` flow or ``(S, S)`` mask.
+        array: one row's ``(S, S, 3)`` crop, ``(S, S, 2)`` flow or ``(S, S)`` mask.
         crop_size: S.
+        valid: for a flow, its ``(S, S)`` validity mask (invalid pixels are stored as 0).
     """
     spec = _dataset_spec(name)
     arr = np.ascontiguousarray(
-        _CHECKERS[name](array, crop_size, what=name), dtype=np.dtype(spec["dtype"])
+        _stored(name, array, crop_size, valid, name), dtype=np.dtype(spec["dtype"])
     )
     data = arr.tobytes()
     if spec.get("shuffle"):
@@ -164,7 +192,7 @@ def write_dense_file(
         crops: N arrays ``(S, S, 3)`` uint8, RGB; row ``i`` becomes ``crops[i]``. Any entry of
             ``crops``, ``flows`` or ``valids`` may instead be a :class:`PackedChunk`.
         flows: M arrays ``(S, S, 2)`` float, source crop to target crop in target-crop pixels,
-            channel 0 = x (see ``schemas/dense.v1.json``).
+            channel 0 = x (see ``schemas/dense.v2.json``).
         valids: M arrays ``(S, S)`` bool, aligned with ``flows``.
         crop_size: S.
         shard_index, num_shards: stored as attributes.
@@ -187,13 +215,16 @@ def write_dense_file(
                     raise ValueError(f"{name}[{i}] is a packed chunk of {item.dataset!r}")
             else:
                 checkers[name](item, crop_size, what=f"{name}[{i}]")
+                if name == FLOWS and isinstance(valids[i], PackedChunk):
+                    raise ValueError(f"flows[{i}] is unpacked but its valid mask is packed")
 
     doc = load_hdf5_schema(DENSE_SCHEMA_NAME)
-    dims = {"N": len(crops), "M": len(flows), "S": crop_size}
+    dims = {"N": len(crops), "M": len(flows), "S": crop_size, "B": packed_width(crop_size)}
     attrs = {
         "schema_name": DENSE_SCHEMA_NAME,
         "schema_version": current_version(DENSE_SCHEMA_NAME),
         "crop_size": crop_size,
+        "flow_scale": FLOW_SCALE,
         "num_crops": len(crops),
         "num_flows": len(flows),
         "shard_index": int(shard_index),
@@ -219,7 +250,8 @@ def write_dense_file(
                 if isinstance(item, PackedChunk):
                     dset.id.write_direct_chunk((i, *zeros), item.data)
                 else:
-                    dset[i] = checkers[name](item, crop_size)
+                    valid = valids[i] if name == FLOWS else None
+                    dset[i] = _stored(name, item, crop_size, valid, f"{name}[{i}]")
         for spec in doc["attrs"]:
             value = attrs[spec["name"]]
             fh.attrs[spec["name"]] = (

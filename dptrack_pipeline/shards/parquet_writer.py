@@ -122,15 +122,17 @@ def pack_record(record: ShardRecord, crop_size: int) -> ShardRecord:
     (:func:`~dptrack_pipeline.shards.hdf5_writer.pack_chunk`): smaller to ship to the writer,
     which then only copies bytes. Already packed arrays are kept."""
 
-    def pack(name: str, value: Any) -> Any:
+    def pack(name: str, value: Any, valid: Any = None) -> Any:
         if value is None or isinstance(value, PackedChunk):
             return value
-        return pack_chunk(name, value, crop_size)
+        return pack_chunk(name, value, crop_size, valid)
 
+    if isinstance(record.flow, np.ndarray) and isinstance(record.valid, PackedChunk):
+        raise ValueError("a record's flow is unpacked but its valid mask is packed")
     return ShardRecord(
         row=record.row,
         crop=pack(CROPS, record.crop),
-        flow=pack(FLOWS, record.flow),
+        flow=pack(FLOWS, record.flow, record.valid),
         valid=pack(VALID, record.valid),
     )
 

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from dptrack_pipeline.shards import naming
 from dptrack_pipeline.shards.atomic import is_remote, is_temp_name, join_path, local_path
+from dptrack_pipeline.shards.dense_codec import FLOW_SCALE, decode_crop, decode_flow, decode_valid
 from dptrack_pipeline.shards.hdf5_writer import CROPS, FLOWS, VALID
 from dptrack_pipeline.shards.schema import (
     load_parquet_schema,
@@ -214,6 +215,9 @@ class DenseReader:
         self._name: str | None = None
         self._file: h5py.File | None = None
         self._stream: Any = None
+        self._version = 1
+        self._scale = FLOW_SCALE
+        self._size = 0
 
     def __enter__(self) -> DenseReader:
         return self
@@ -248,6 +252,17 @@ class DenseReader:
             else:
                 self._file = h5py.File(local_path(path), "r")
             self._name = dense_file
+            attrs = self._file.attrs
+            self._version = int(attrs.get("schema_version", 1))
+            if self._version not in readable_versions("dense"):
+                version = self._version
+                self.close()
+                raise ValueError(
+                    f"{path}: dense schema version {version} is not readable by this dptrack "
+                    f"(it reads versions {list(readable_versions('dense'))})"
+                )
+            self._scale = int(attrs.get("flow_scale", FLOW_SCALE))
+            self._size = int(attrs.get("crop_size", 0))
         assert self._file is not None
         return self._file
 
@@ -265,14 +280,16 @@ class DenseReader:
 
     def crop(self, dense_file: str, index: int) -> np.ndarray:
         """Crop ``index`` of ``dense_file``: ``(S, S, 3)`` uint8 RGB."""
-        return self._row(self._h5(dense_file)[CROPS], index, f"{dense_file} crop")
+        stored = self._row(self._h5(dense_file)[CROPS], index, f"{dense_file} crop")
+        return decode_crop(stored, self._version)
 
     def flow(self, dense_file: str, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Flow ``index`` of ``dense_file``.
 
         Returns:
-            ``(flow, valid)``: ``(S, S, 2)`` float32 (stored as float16; source crop to target
-            crop, target-crop pixels, channel 0 = x) and ``(S, S)`` bool.
+            ``(flow, valid)``: ``(S, S, 2)`` float32 (source crop to target crop, target-crop
+            pixels, channel 0 = x; stored as fixed point at 1/16 px, float16 in version-1
+            files) and ``(S, S)`` bool.
 
         Raises:
             ValueError: for ``index == -1`` (a source row has no flow).
@@ -283,4 +300,7 @@ class DenseReader:
         fh = self._h5(dense_file)
         flow = self._row(fh[FLOWS], index, f"{dense_file} flow")
         valid = self._row(fh[VALID], index, f"{dense_file} valid")
-        return flow.astype(np.float32), valid.astype(bool)
+        return (
+            decode_flow(flow, self._version, self._scale),
+            decode_valid(valid, self._version, self._size or flow.shape[0]),
+        )

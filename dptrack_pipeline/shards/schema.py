@@ -41,7 +41,7 @@ import pyarrow as pa
 
 CURRENT_VERSIONS: dict[str, int] = {
     "instances": 2,
-    "dense": 1,
+    "dense": 2,
     "rejects": 1,
     "pairs": 1,
     "dataset_info": 1,
@@ -50,7 +50,7 @@ CURRENT_VERSIONS: dict[str, int] = {
 """The version of each schema that dptrack writes. A new version of a file kind gets a new
 ``schemas/<name>.v<version>.json`` beside the old one, which stays readable."""
 
-READABLE_VERSIONS: dict[str, tuple[int, ...]] = {"instances": (1, 2)}
+READABLE_VERSIONS: dict[str, tuple[int, ...]] = {"instances": (1, 2), "dense": (1, 2)}
 """Older versions of a file kind the readers still accept (others: only the current one)."""
 
 

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from dptrack_pipeline.shards import naming
 from dptrack_pipeline.shards.atomic import is_remote, is_temp_name, join_path, local_path
 from dptrack_pipeline.shards.counters import counter_problems
+from dptrack_pipeline.shards.dense_codec import packed_width
 from dptrack_pipeline.shards.hashing import file_digest
 from dptrack_pipeline.shards.hdf5_writer import CROPS, FLOWS, VALID
 from dptrack_pipeline.shards.manifest import (
@@ -43,7 +44,7 @@ from dptrack_pipeline.shards.reader import (
     list_shards,
     open_binary,
 )
-from dptrack_pipeline.shards.schema import load_hdf5_schema, resolve_shape
+from dptrack_pipeline.shards.schema import load_hdf5_schema, readable_versions, resolve_shape
 
 INFO = naming.DATASET_INFO_FILENAME
 
@@ -75,13 +76,17 @@ def _parquet_rows(path: str) -> int:
 
 
 def _check_dense_file(path: str, crop_size: int | None) -> tuple[list[str], dict[str, int]]:
-    """Problems of one dense file against ``dense.v1``, and its dataset lengths."""
+    """Problems of one dense file against its version of ``schemas/dense.v*.json``, and its
+    dataset lengths."""
     problems: list[str] = []
     lengths: dict[str, int] = {}
-    doc = load_hdf5_schema("dense")
     name = os.path.basename(path)
     try:
         with _open_h5(path) as fh:
+            version = int(fh.attrs.get("schema_version", 1))
+            if version not in readable_versions("dense"):
+                return [f"{name}: dense schema version {version} is not readable"], lengths
+            doc = load_hdf5_schema("dense", version)
             size = int(fh.attrs.get("crop_size", -1))
             if crop_size is not None and size != crop_size:
                 problems.append(
@@ -94,7 +99,7 @@ def _check_dense_file(path: str, crop_size: int | None) -> tuple[list[str], dict
                     continue
                 ds = fh[ds_name]
                 lengths[ds_name] = ds.shape[0]
-                dims = {"N": ds.shape[0], "M": ds.shape[0], "S": size}
+                dims = {"N": ds.shape[0], "M": ds.shape[0], "S": size, "B": packed_width(size)}
                 expected = resolve_shape(spec["shape"], dims)
                 if ds.shape != expected or ds.dtype != np.dtype(spec["dtype"]):
                     problems.append(

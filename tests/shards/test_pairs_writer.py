@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dptrack_pipeline.shards import read_pairs, verify_output, write_rejects_shard
+from dptrack_pipeline.shards import DenseReader, read_pairs, verify_output, write_rejects_shard
 from dptrack_pipeline.shards.counters import KIND_PAIRS, REQUIRED_PAIRS_COUNTERS
 from dptrack_pipeline.shards.hashing import file_digest
 from dptrack_pipeline.shards.hdf5_writer import pack_chunk
@@ -94,6 +94,11 @@ def _write(folder: Path, pairs, crops, shard: int = 0, shards: int = 1) -> list[
 # --------------------------------------------------------------------------- one shard
 
 
+def fh_crops(folder: Path) -> list[int]:
+    with h5py.File(folder / DENSE0, "r") as fh:
+        return list(range(fh["crops"].shape[0]))
+
+
 def test_round_trip(tmp_path: Path) -> None:
     pairs, crops = _pairs_and_crops()
     infos = _write(tmp_path, pairs, crops)
@@ -108,9 +113,11 @@ def test_round_trip(tmp_path: Path) -> None:
 
     by_key = {pair_sort_key(p.row): p for p in pairs}
     with h5py.File(tmp_path / DENSE0, "r") as fh:
-        stored_crops, flows, valid = fh["crops"][:], fh["flows"][:], fh["valid"][:]
-        assert fh["flows"].dtype == np.float16
-        assert (fh.attrs["num_crops"], fh.attrs["num_flows"]) == (len(stored_crops), len(pairs))
+        assert fh["flows"].dtype == np.int16 and fh.attrs["schema_version"] == 2
+        assert (fh.attrs["num_crops"], fh.attrs["num_flows"]) == (len(fh["crops"]), len(pairs))
+    with DenseReader(str(tmp_path)) as dense:
+        stored_crops = [dense.crop(DENSE0, i) for i in range(len(fh_crops(tmp_path)))]
+        flows, valid = zip(*(dense.flow(DENSE0, i) for i in range(len(pairs))), strict=True)
     # crops deduplicated: one per distinct (video, frame, box), fewer than two per pair
     distinct = {key for p in pairs for key in crop_keys(p.row)}
     assert len(stored_crops) == len(distinct) < 2 * len(pairs)
@@ -125,7 +132,9 @@ def test_round_trip(tmp_path: Path) -> None:
         assert row["flow_index"] == i  # flows in row order
         np.testing.assert_array_equal(stored_crops[row["crop_a_index"]], crops[key_a])
         np.testing.assert_array_equal(stored_crops[row["crop_b_index"]], crops[key_b])
-        np.testing.assert_allclose(flows[i], record.flow, atol=2e-2)
+        # fixed point at 1/16 crop px where valid, 0 where not
+        expected = np.where(record.valid[..., None], np.rint(record.flow * 16) / 16, 0)
+        np.testing.assert_array_equal(flows[i], expected.astype(np.float32))
         np.testing.assert_array_equal(valid[i], record.valid)
         for index in (row["crop_a_index"], row["crop_b_index"]):
             if index not in seen_crops:
@@ -208,7 +217,7 @@ def test_deterministic_for_any_input_order(tmp_path: Path) -> None:
 def test_packed_inputs_read_back_the_same(tmp_path: Path) -> None:
     pairs, crops = _pairs_and_crops()
     packed_pairs = [
-        PairRecord(p.row, pack_chunk("flows", p.flow, S), pack_chunk("valid", p.valid, S))
+        PairRecord(p.row, pack_chunk("flows", p.flow, S, p.valid), pack_chunk("valid", p.valid, S))
         for p in pairs
     ]
     packed_crops = {k: pack_chunk("crops", v, S) for k, v in crops.items()}
@@ -374,7 +383,7 @@ def test_manifest_contents(pairs_folder: Path) -> None:
         2,
     )
     assert info["offsets"] == [-2, -1, 1, 2]
-    assert info["schemas"] == {"pairs": 1, "dense": 1, "rejects": 1}
+    assert info["schemas"] == {"pairs": 1, "dense": 2, "rejects": 1}
     assert info["totals"] == {"pairs": 19, "dense": 2 + 10, "rejects": 1}
     assert [f["file"] for f in info["files"]] == sorted(f["file"] for f in info["files"])
     assert len(info["files"]) == 6

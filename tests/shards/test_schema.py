@@ -43,6 +43,7 @@ def test_every_schema_file_is_json_and_versioned():
     assert names == [
         "dataset_info.v1.json",
         "dense.v1.json",
+        "dense.v2.json",
         "instances.v1.json",
         "instances.v2.json",
         "pairs.v1.json",
@@ -99,14 +100,21 @@ def test_dense_schema_layout():
     doc = load_hdf5_schema("dense")
     by_name = {d["name"]: d for d in doc["datasets"]}
     assert by_name["crops"]["shape"] == ["N", "S", "S", 3] and by_name["crops"]["dtype"] == "uint8"
-    assert by_name["flows"]["shape"] == ["M", "S", "S", 2]
-    assert by_name["valid"]["shape"] == ["M", "S", "S"]
+    assert by_name["flows"]["shape"] == ["M", "S", "S", 2] and by_name["flows"]["dtype"] == "int16"
+    assert by_name["valid"]["shape"] == ["M", "S", "B"]  # packed bits, B = ceil(S / 8)
+    assert [by_name[n]["encoding"] for n in ("crops", "flows", "valid")] == [
+        "row_delta", "fixed_point", "packbits"
+    ]  # fmt: skip
+    v1 = {d["name"]: d for d in load_hdf5_schema("dense", 1)["datasets"]}
+    assert v1["flows"]["dtype"] == "float16" and v1["valid"]["shape"] == ["M", "S", "S"]
     for spec in doc["datasets"]:
         assert spec["chunks"][0] == 1  # one instance per chunk
         assert spec["compression"] == "gzip" and spec["compression_opts"] == 1
         assert spec["description"]
     assert by_name["flows"]["shuffle"] is True
-    assert {a["name"] for a in doc["attrs"]} >= {"schema_version", "crop_size", "num_crops"}
+    assert {a["name"] for a in doc["attrs"]} >= {
+        "schema_version", "crop_size", "num_crops", "flow_scale"
+    }  # fmt: skip
     assert resolve_shape(by_name["crops"]["shape"], {"N": 5, "S": 8}) == (5, 8, 8, 3)
     with pytest.raises(KeyError, match="'M'"):
         resolve_shape(by_name["flows"]["shape"], {"N": 5, "S": 8})

@@ -85,8 +85,10 @@ def test_round_trip(tmp_path, make_records):
                     dense.flow(row["dense_file"], row["flow_index"])
             else:
                 flow, valid = dense.flow(row["dense_file"], row["flow_index"])
-                # Stored as float16: equal up to float16 rounding of the written values.
-                np.testing.assert_array_equal(flow, rec.flow.astype(np.float16).astype(np.float32))
+                # Stored as fixed point: 1/16 px rounding where valid, 0 where not.
+                expected = np.where(rec.valid[..., None], np.rint(rec.flow * 16) / 16, 0)
+                np.testing.assert_array_equal(flow, expected.astype(np.float32))
+                assert np.abs(flow - rec.flow)[rec.valid].max() <= 1 / 32
                 np.testing.assert_array_equal(valid, rec.valid)
                 assert valid.dtype == bool and flow.dtype == np.float32
         with pytest.raises(IndexError):
@@ -98,13 +100,14 @@ def test_hdf5_layout_follows_schema(tmp_path, make_records):
     _write(tmp_path / "o", records, 1, 4)
     with h5py.File(tmp_path / "o" / "dense-00001-of-00004.h5", "r") as fh:
         assert fh["crops"].shape == (4, S, S, 3) and fh["crops"].dtype == np.uint8
-        assert fh["flows"].shape == (2, S, S, 2) and fh["flows"].dtype == np.float16
-        assert fh["valid"].shape == (2, S, S) and fh["valid"].dtype == np.uint8
+        assert fh["flows"].shape == (2, S, S, 2) and fh["flows"].dtype == np.int16
+        assert fh["valid"].shape == (2, S, (S + 7) // 8) and fh["valid"].dtype == np.uint8
         assert fh["crops"].chunks == (1, S, S, 3)
         assert fh["flows"].compression == "gzip" and fh["flows"].compression_opts == 1
         assert fh["flows"].shuffle and not fh["crops"].shuffle
         assert dict(fh.attrs) == {
-            "schema_name": "dense", "schema_version": 1, "crop_size": S, "num_crops": 4,
+            "schema_name": "dense", "schema_version": 2, "crop_size": S, "flow_scale": 16,
+            "num_crops": 4,
             "num_flows": 2, "shard_index": 1, "num_shards": 4,
         }  # fmt: skip
 
