@@ -18,6 +18,7 @@ unpacking bits): the cost a writer and a reader pay.
 
 from __future__ import annotations
 
+import importlib
 import os
 import tempfile
 import time
@@ -58,8 +59,8 @@ def _filters() -> dict[str, dict[str, Any]]:
     found = {
         f"gzip {level}": {"compression": "gzip", "compression_opts": level} for level in (1, 4, 6)
     }
-    try:
-        import hdf5plugin
+    try:  # optional, not a dependency: only where the user installed it
+        hdf5plugin = importlib.import_module("hdf5plugin")
     except ImportError:
         return found
     found["zstd 3 (plugin)"] = dict(hdf5plugin.Zstd(clevel=3))
