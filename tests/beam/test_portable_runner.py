@@ -124,6 +124,14 @@ def _same_files(first: Path, second: Path) -> None:
     assert different == [], f"files differ between runners: {different}"
 
 
+def _same_bytes_both_ways(common: list[str], portable: list[str], tmp_path: Path) -> None:
+    """The job in-process and through the portable runner: the same files, byte for byte."""
+    _cli(*common, "--out", str(tmp_path / "default"), "--runner", "FnApiRunner")
+    output = _cli(*common, "--out", str(tmp_path / "portable"), *portable)
+    assert "PortableRunner" in output
+    _same_files(tmp_path / "default", tmp_path / "portable")
+
+
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synth")
@@ -136,10 +144,7 @@ def test_run_through_the_portable_runner_writes_the_same_bytes(synth: Path, port
         "run", "--annotations", str(synth / "annotations.json"), "--frames-root", str(synth),
         "--num-shards", "2", "--no-progress",
     ]  # fmt: skip
-    _cli(*common, "--out", str(tmp_path / "default"), "--runner", "FnApiRunner")
-    output = _cli(*common, "--out", str(tmp_path / "portable"), *portable)
-    assert "PortableRunner" in output
-    _same_files(tmp_path / "default", tmp_path / "portable")
+    _same_bytes_both_ways(common, portable, tmp_path)
 
 
 def test_pairs_through_the_portable_runner_writes_the_same_bytes(synth: Path, portable, tmp_path):
@@ -147,10 +152,7 @@ def test_pairs_through_the_portable_runner_writes_the_same_bytes(synth: Path, po
         "pairs", "--videos", str(synth / "frames"), "--crop-size", "32", "--offsets", "2",
         "--num-shards", "2", "--no-progress",
     ]  # fmt: skip
-    _cli(*common, "--out", str(tmp_path / "default"), "--runner", "FnApiRunner")
-    output = _cli(*common, "--out", str(tmp_path / "portable"), *portable)
-    assert "PortableRunner" in output
-    _same_files(tmp_path / "default", tmp_path / "portable")
+    _same_bytes_both_ways(common, portable, tmp_path)
 
 
 @pytest.mark.parametrize(
