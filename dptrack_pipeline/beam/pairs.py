@@ -4,8 +4,8 @@
   counts one video's frames (by decoding: the launcher never decodes), checks its people-file rows
   against them, and cuts its anchors into chunks.
 * :class:`ProcessChunkFn` runs :func:`~dptrack_pipeline.pairs.worker.process_chunk`: frames are
-  decoded where their flows are computed and only crop-sized arrays leave it, packed into their
-  HDF5 chunks on the worker's helper thread while the next flows are estimated.
+  decoded where their flows are computed and only crop-sized arrays leave it. The worker's helper
+  thread cuts each anchor's pairs and packs their HDF5 chunks while the next flows are estimated.
 * :class:`PairShardWriter` is the job's :class:`~dptrack_pipeline.beam.common.ShardWriter`: one
   pairs Parquet, one dense HDF5 (each distinct crop once) and one rejects Parquet per shard, and
   the ``pairs`` manifest.
@@ -98,7 +98,10 @@ class ProcessChunkFn(FlowWorkerFn):
         size = self._config.crop_size
         counters: Counter = Counter()
         pending: list[tuple[str, Any, Any]] = []
-        for out in process_chunk(chunk, self._estimator, self._settings, counters, self._readers):
+        outputs = process_chunk(
+            chunk, self._estimator, self._settings, counters, self._readers, self._packer
+        )
+        for out in outputs:
             if isinstance(out, CropOutput):
                 job = self._packer.submit(pack_chunk, CROPS, out.crop, size)
                 pending.append((CROP, out.key, job))

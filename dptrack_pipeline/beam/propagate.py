@@ -1,9 +1,10 @@
 """Beam pieces of the ``run`` job: thin wrappers over :mod:`dptrack_pipeline.propagate`.
 
-* :class:`ProcessWindowFn` runs :func:`~dptrack_pipeline.propagate.worker.process_window` on each
-  window task of an element. Frames are decoded here, where their flows are computed; only
+* :class:`ProcessWindowFn` runs :func:`~dptrack_pipeline.propagate.worker.process_windows` on
+  the window tasks of an element. Frames are decoded here, where their flows are computed; only
   per-instance crops and crop-sized flows leave it, packed into their HDF5 chunks on the worker's
-  helper thread (:class:`~dptrack_pipeline.beam.common.FlowWorkerFn`). Each step's flows go to the
+  helper thread (:class:`~dptrack_pipeline.beam.common.FlowWorkerFn`), which also propagates each
+  source while the next source's flows are computed. Each step's flows go to the
   estimator as one batch (pairs of one video), which it splits into forward passes of its
   ``preferred_batch_size``.
 * :class:`InstanceShardWriter` is the job's :class:`~dptrack_pipeline.beam.common.ShardWriter`:
@@ -17,9 +18,7 @@ shard.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterator, Sequence
-from functools import partial
 from typing import Any
 
 from dptrack_pipeline.beam.common import FlowWorkerFn, ShardCounts, ShardWriter
@@ -29,7 +28,7 @@ from dptrack_pipeline.propagate.worker import (
     InstanceOutput,
     RejectOutput,
     WindowSettings,
-    process_window,
+    process_windows,
 )
 from dptrack_pipeline.settings import worker_settings
 from dptrack_pipeline.shards import (
@@ -89,30 +88,43 @@ class ProcessWindowFn(FlowWorkerFn):
         self._settings = worker_settings(WindowSettings, config)
 
     def process(self, tasks: Sequence[WindowTask]) -> Iterator[Any]:
+        todo = []
         for task in tasks:
-            yield from self.checkpointed(task.window.key, partial(self._process_window, task))
-            if self._bar is not None:
-                self._bar.update(1)
+            saved = self._parts.load(task.window.key) if self._parts is not None else None
+            if saved is None:
+                todo.append(task)
+                continue
+            yield from saved
+            self._advance()
+        if not todo:
+            return
+        results = process_windows(
+            todo, self._estimator, self._settings, self._readers, self._packer, self._finish
+        )
+        for result in results:
+            window = result.task.window
+            result.counters["windows_done"] += 1
+            counts = ShardCounts(dict(result.counters))
+            outputs = [*result.outputs, (shard_for_key(window.video_id, self._num_shards), counts)]
+            if self._parts is not None:
+                self._parts.save(window.key, outputs)
+            yield from outputs
+            LOG.debug("window %s done: %s", window.key, dict(result.counters))
+            self._advance()
 
-    def _process_window(self, task: WindowTask) -> Iterator[Any]:
-        counters: Counter = Counter()
-        pending: list[tuple[int, str, Any]] = []
-        outputs = process_window(task, self._estimator, self._settings, counters, self._readers)
-        for out in outputs:
-            shard = shard_for_key(out.video_id, self._num_shards)
-            if isinstance(out, InstanceOutput):
-                # Filter and compress the arrays here, in the parallel stage: half the bytes
-                # cross the shuffle and the shard writer only copies them.
-                job = self._packer.submit(pack_record, out.record, self._config.crop_size)
-                pending.append((shard, INSTANCE, job))
-            else:
-                assert isinstance(out, RejectOutput)
-                pending.append((shard, REJECT, out.row))
-        for shard, kind, payload in pending:
-            yield shard, (kind, payload.result() if kind == INSTANCE else payload)
-        counters["windows_done"] += 1
-        yield shard_for_key(task.window.video_id, self._num_shards), ShardCounts(dict(counters))
-        LOG.debug("window %s done: %s", task.window.key, dict(counters))
+    def _advance(self) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def _finish(self, out: InstanceOutput | RejectOutput) -> tuple[int, tuple[str, Any]]:
+        """An output as the item of its shard. An instance's arrays are filtered and compressed
+        here, on the helper thread of the parallel stage: half the bytes cross the shuffle and
+        the shard writer only copies them."""
+        shard = shard_for_key(out.video_id, self._num_shards)
+        if isinstance(out, InstanceOutput):
+            return shard, (INSTANCE, pack_record(out.record, self._config.crop_size))
+        assert isinstance(out, RejectOutput)
+        return shard, (REJECT, out.row)
 
 
 class InstanceShardWriter(ShardWriter):

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +66,7 @@ from dptrack_pipeline.rejects import (
     STAGE_PAIRS,
     TOO_FEW_VALID,
 )
-from dptrack_pipeline.schedule import Held, walk_schedule
+from dptrack_pipeline.schedule import Held, Step, overlap_steps, walk_schedule
 from dptrack_pipeline.settings import worker_settings
 from dptrack_pipeline.structures import Box
 
@@ -194,25 +195,33 @@ def process_chunk(
     settings: PairSettings,
     counters: Counter,
     readers: VideoReaders | None = None,
+    helper: Executor | None = None,
 ) -> Iterator[CropOutput | PairOutput | PairReject]:
     """Make the pairs of one chunk (see the module docstring); add to ``counters``.
 
     Every planned pair (:meth:`PairsChunk.planned_pairs`) ends as exactly one
     :class:`PairOutput` or :class:`PairReject`. Counters: ``frames_decoded``, ``frames_failed``,
-    ``flows_computed``, ``anchors_done``, ``pairs_made``, ``rejected.<reason>``.
+    ``flows_computed``, ``anchors_done``, ``pairs_made``, ``rejected.<reason>``. ``helper`` (a
+    single-thread executor) cuts each anchor's pairs while the next anchor's flows are computed
+    (:func:`~dptrack_pipeline.schedule.overlap_steps`); the outputs are the same without it.
     """
     steps = schedule_chunk(
         chunk.planned_anchors(), chunk.num_frames, settings.max_offset, settings.mode
     )
     emitted: set[tuple[int, Box]] = set()
-    for step, held in walk_schedule(steps, chunk.location, estimator, counters, readers):
-        for out in _anchor_pairs(chunk, step.source, held, settings, emitted):
+
+    def work(step: Step, held: Held, own: Counter) -> list[CropOutput | PairOutput | PairReject]:
+        outputs = list(_anchor_pairs(chunk, step.source, held, settings, emitted))
+        for out in outputs:
             if isinstance(out, PairReject):
-                counters[f"rejected.{out.row['reason']}"] += 1
+                own[f"rejected.{out.row['reason']}"] += 1
             elif isinstance(out, PairOutput):
-                counters["pairs_made"] += 1
-            yield out
-        counters["anchors_done"] += 1
+                own["pairs_made"] += 1
+        own["anchors_done"] += 1
+        return outputs
+
+    walk = walk_schedule(steps, chunk.location, estimator, counters, readers)
+    yield from overlap_steps(walk, work, counters, helper)
 
 
 def _anchor_pairs(

@@ -1,11 +1,16 @@
 """Process one planning window: decode its frames, compute its flows, propagate its labels.
 
-This is the unit of work of the ``run`` pipeline (one Beam element). It is a plain generator so it
-can be tested without Beam; :mod:`dptrack_pipeline.beam.propagate` wraps it. It holds no maths of
+A window is the unit of work of the ``run`` pipeline; a Beam element is a run of consecutive
+windows of one video (:func:`process_windows`). These are plain generators, so they can be tested
+without Beam; :mod:`dptrack_pipeline.beam.propagate` wraps it. It holds no maths of
 its own: decoding and flows are the shared engine (:func:`dptrack_pipeline.schedule.walk_schedule`
 over :func:`~dptrack_pipeline.propagate.plan.schedule_window`: every frame of the window decoded
 once, every directed flow computed once, released as soon as no later source needs them), moving
 labels is :mod:`dptrack_pipeline.propagate.labels`, crops are :mod:`dptrack_pipeline.crops`.
+With a ``helper`` thread, each source's propagation runs there while the estimator computes the
+next source's flows, in this window or the next (:func:`process_windows`); the outputs are the
+same.
+Each frame is converted to grey (for the photometric score) once, not once per instance.
 
 Every instance that enters (a source annotation, or a source moved to one target frame) leaves as
 exactly one :class:`InstanceOutput` or one :class:`RejectOutput`; nothing is dropped silently.
@@ -14,8 +19,10 @@ exactly one :class:`InstanceOutput` or one :class:`RejectOutput`; nothing is dro
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +46,7 @@ from dptrack_pipeline.rejects import (
     STAGE_PROPAGATE,
     reject_row,
 )
-from dptrack_pipeline.schedule import Held, target_indices, walk_schedule
+from dptrack_pipeline.schedule import Held, Step, overlap_steps, target_indices, walk_schedule
 from dptrack_pipeline.shards import ShardRecord
 from dptrack_pipeline.shards.counters import COUNTER_SUMS, KIND_RUN
 from dptrack_pipeline.structures import PersonInstance
@@ -100,15 +107,93 @@ def process_window(
     settings: WindowSettings,
     counters: Counter,
     readers: VideoReaders | None = None,
+    helper: Executor | None = None,
 ) -> Iterator[InstanceOutput | RejectOutput]:
     """Run one window; yield one output per instance in, and add to ``counters``.
 
-    ``readers`` keeps video files open between windows, so windows of one video processed in
-    order decode it front to back once (see :class:`~dptrack_pipeline.frames.VideoReaders`).
+    :func:`process_windows` for a single window (same arguments). Counters:
+    ``frames_decoded``, ``frames_failed``, ``flows_computed`` and :data:`POINT_COUNTERS`.
+    """
+    for result in process_windows([task], estimator, settings, readers, helper):
+        counters.update(result.counters)
+        yield from result.outputs
 
-    Counters: ``frames_decoded``, ``frames_failed``, ``flows_computed`` and
+
+@dataclass
+class WindowResult:
+    """What one window made: its outputs in order (after ``finish``, see
+    :func:`process_windows`) and its counters."""
+
+    task: WindowTask
+    outputs: list[Any]
+    counters: Counter
+
+
+def process_windows(
+    tasks: Sequence[WindowTask],
+    estimator: FlowEstimator,
+    settings: WindowSettings,
+    readers: VideoReaders | None = None,
+    helper: Executor | None = None,
+    finish: Callable[[InstanceOutput | RejectOutput], Any] | None = None,
+) -> Iterator[WindowResult]:
+    """Run windows in order; yield one :class:`WindowResult` per window, in the same order.
+
+    Every instance in leaves as one output (see the module docstring).
+
+    Args:
+        tasks: windows, usually consecutive windows of one video.
+        estimator: computes every step's flows, on the calling thread.
+        settings: what a window needs of the run's configuration.
+        readers: video files kept open between windows, so windows of one video processed in
+            order decode it front to back once (:class:`~dptrack_pipeline.frames.VideoReaders`).
+        helper: a single-thread executor. Each source's propagation (and ``finish``) runs there
+            while the estimator computes the next source's flows, across window boundaries
+            (:func:`~dptrack_pipeline.schedule.overlap_steps`): with one labelled frame per window,
+            as when every 8th frame of a video is labelled and ``K = 3``, the next window's flows
+            are what there is to overlap with. ``None`` runs everything on the calling thread;
+            the results are the same.
+        finish: applied to every output where it is made (on ``helper``), e.g. to compress its
+            arrays; ``None`` keeps the outputs as they are.
+
+    Counters of each window: ``frames_decoded``, ``frames_failed``, ``flows_computed`` and
     :data:`POINT_COUNTERS`.
     """
+    chain = settings.checks.chain is not None
+
+    def walk() -> Iterator[tuple[tuple[WindowTask, Step, Counter | None], Held]]:
+        for task in tasks:
+            steps = schedule_window(task.window, task.num_frames, settings.max_offset, chain)
+            if not steps:
+                raise ValueError(f"window {task.window.key} has no labelled frame")
+            counts: Counter = Counter()
+            locate, check = _frame_access(task, settings)
+            inner = walk_schedule(steps, locate, estimator, counts, readers, check)
+            for i, (step, held) in enumerate(inner):
+                # The walk's counters of a window are final once its last step is yielded.
+                yield (task, step, counts.copy() if i == len(steps) - 1 else None), held
+
+    current: dict[str, Any] = {"task": None}
+
+    def work(item: tuple[WindowTask, Step, Counter | None], held: Held, _: Counter) -> list:
+        task, step, walk_counts = item
+        if current["task"] is not task:
+            current.update(task=task, greys=GreyFrames(), counts=Counter(), outputs=[])
+        greys: GreyFrames = current["greys"]
+        greys.keep_only(held.frames)
+        made = _propagate_source(task, step.source, held, settings, current["counts"], greys)
+        current["outputs"].extend(made if finish is None else map(finish, made))
+        if walk_counts is None:
+            return []
+        walk_counts.update(current["counts"])
+        return [WindowResult(task, current["outputs"], walk_counts)]
+
+    yield from overlap_steps(walk(), work, Counter(), helper)
+
+
+def _frame_access(task: WindowTask, settings: WindowSettings) -> tuple[Callable, Callable]:
+    """Where a window's frame positions are, and the check of a decoded frame's size against
+    its annotation."""
 
     def locate(index: int):
         ref = task.frames[index]
@@ -125,10 +210,25 @@ def process_window(
             )
         return None
 
-    chain = settings.checks.chain is not None
-    steps = schedule_window(task.window, task.num_frames, settings.max_offset, chain)
-    for step, held in walk_schedule(steps, locate, estimator, counters, readers, check_size):
-        yield from _propagate_source(task, step.source, held, settings, counters)
+    return locate, check_size
+
+
+class GreyFrames:
+    """Grey versions (:func:`~dptrack_pipeline.flow.quality.grey`) of the held frames, each
+    converted once however many instances and targets read it; not thread-safe."""
+
+    def __init__(self) -> None:
+        self._greys: dict[int, np.ndarray] = {}
+
+    def keep_only(self, frames: dict[int, np.ndarray]) -> None:
+        """Forget the frames no longer held (frame positions are the keys)."""
+        for index in [i for i in self._greys if i not in frames]:
+            del self._greys[index]
+
+    def of(self, index: int, frames: dict[int, np.ndarray]) -> np.ndarray:
+        if index not in self._greys:
+            self._greys[index] = grey(frames[index])
+        return self._greys[index]
 
 
 def _propagate_source(
@@ -137,6 +237,7 @@ def _propagate_source(
     held: Held,
     settings: WindowSettings,
     counters: Counter,
+    greys: GreyFrames,
 ) -> Iterator[InstanceOutput | RejectOutput]:
     frames, failed = held.frames, held.failed
     source_ref = task.frames[source]
@@ -171,7 +272,7 @@ def _propagate_source(
                     person, err.reason, f"target frame: {err}", offset, task.frames[t].frame_id
                 )
                 continue
-            yield _propagate_to(task, person, labels, (source, t), held, settings, counters)
+            yield _propagate_to(task, person, labels, (source, t), held, settings, counters, greys)
 
 
 POINT_COUNTERS = ("points_in", *dict(COUNTER_SUMS[KIND_RUN])["points_in"])
@@ -186,6 +287,7 @@ def _propagate_to(
     held: Held,
     settings: WindowSettings,
     counters: Counter,
+    greys: GreyFrames,
 ) -> InstanceOutput | RejectOutput:
     """``person`` of the source frame moved into one target frame: its row, or why not."""
     source, target = pair
@@ -199,8 +301,8 @@ def _propagate_to(
     if checks.chain is not None:
         middle = chain_neighbour(source, target, task.num_frames, settings.max_offset)
     evidence = Evidence(
-        source_grey=grey(frames[source]),
-        target_grey=grey(frames[target]),
+        source_grey=greys.of(source, frames),
+        target_grey=greys.of(target, frames),
         first_leg=None if middle is None else flows.get((source, middle)),
         second_leg=None if middle is None else flows.get((middle, target)),
     )

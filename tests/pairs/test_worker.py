@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -116,11 +118,13 @@ def _chunk(video, anchors=None, people=None, targets=None) -> PairsChunk:
     )
 
 
-def _run(chunk, frames, **settings):
+def _run(chunk, frames, helper=None, **settings):
     settings = {"max_offset": 2, "crop_size": CROP, "estimator": "test_shift", **settings}
     estimator = ShiftEstimator(frames, gain=settings.pop("gain", 1.0))
     counters: Counter = Counter()
-    outputs = list(process_chunk(chunk, estimator, PairSettings(**settings), counters))
+    outputs = list(
+        process_chunk(chunk, estimator, PairSettings(**settings), counters, None, helper)
+    )
     return outputs, counters, estimator
 
 
@@ -294,6 +298,19 @@ def test_chunks_and_stride(video, frames, mode: str) -> None:
     assert len(whole_pairs) == expected_pair_count(NUM_FRAMES, 2, 2)
     for key, out in whole_pairs.items():
         np.testing.assert_array_equal(part_pairs[key].flow, out.flow)
+
+
+@pytest.mark.parametrize("mode", [DIRECT, CHAINED])
+def test_a_helper_thread_gives_the_same_outputs_and_counters(video, frames, mode: str) -> None:
+    chunk = _chunk(video)
+    Path(chunk.frame_files[5]).unlink()  # rejects and broken chains too
+    inline, inline_counts, _ = _run(chunk, frames, mode=mode)
+    with ThreadPoolExecutor(max_workers=1) as helper:
+        overlapped, overlapped_counts, _ = _run(chunk, frames, helper, mode=mode)
+    assert overlapped_counts == inline_counts
+    assert inline_counts["pairs_made"] > 0 and any(isinstance(o, PairReject) for o in inline)
+    assert [type(o) for o in overlapped] == [type(o) for o in inline]
+    assert pickle.dumps(overlapped) == pickle.dumps(inline)
 
 
 # --------------------------------------------------------------------------- failures

@@ -130,7 +130,7 @@ def test_resume_keeps_complete_shards_and_redoes_the_rest(
     def no_flows(*args, **kwargs):
         raise AssertionError("a resumed run computed a window again")
 
-    monkeypatch.setattr("dptrack_pipeline.beam.propagate.process_window", no_flows)
+    monkeypatch.setattr("dptrack_pipeline.beam.propagate.process_windows", no_flows)
     code, output = invoke([*_args(big, out), "--resume", "--runner", "FnApiRunner"])
     assert code == 0, output
     assert " saved work parts" in output and " with 0 saved" not in output, output

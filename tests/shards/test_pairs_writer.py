@@ -223,7 +223,8 @@ def test_packed_inputs_read_back_the_same(tmp_path: Path) -> None:
     packed_crops = {k: pack_chunk("crops", v, S) for k, v in crops.items()}
     _write(tmp_path / "plain", pairs, crops)
     _write(tmp_path / "packed", packed_pairs, packed_crops)
-    assert (tmp_path / "plain" / PAIRS0).read_bytes() == (tmp_path / "packed" / PAIRS0).read_bytes()
+    for name in (PAIRS0, DENSE0):
+        assert (tmp_path / "plain" / name).read_bytes() == (tmp_path / "packed" / name).read_bytes()
     with (
         h5py.File(tmp_path / "plain" / DENSE0, "r") as plain,
         h5py.File(tmp_path / "packed" / DENSE0, "r") as packed,
