@@ -6,7 +6,8 @@ A DensePose annotation stores its 14 body-part masks as ``dp_masks``: a list of 
 ``[j, j+1) x [i, i+1)`` in 256-units, see :mod:`dptrack_pipeline.structures`). In real files an
 absent part is written as ``[]`` or ``{}``; here ``None`` means the same.
 
-Encoding and decoding are done by :mod:`pycocotools.mask`. One thing is hand-written, on purpose:
+Encoding and decoding are done by :mod:`pycocotools.mask`, except the shard reader's fast path
+:func:`labels_from_counts` (its docstring says why). One more thing is hand-written, on purpose:
 :func:`_compressed_counts`, a parser of the COCO counts string used only to *check* an RLE before
 pycocotools decodes it. pycocotools exposes no such parser, and its ``decode`` does not check that
 the run lengths add up to ``h * w``: an RLE that is too short comes back with uninitialised memory
@@ -181,26 +182,57 @@ def decode_rle(rle: dict, size: tuple[int, int] = MASK_SIZE) -> np.ndarray:
 def labels_from_counts(counts: Sequence[str]) -> np.ndarray:
     """The part label map of 14 compressed 256x256 RLE ``counts`` strings, for trusted input.
 
-    The fast path for reading shards, whose masks were validated when they were written: one
-    pycocotools call decodes every present part, with no per-entry Python checks (2.3 ms
-    instead of 3.2 ms for 14 parts; the decoding itself is 2 ms of it). An empty string is an
-    absent part. Same result as :func:`decode_part_masks`: ``(256, 256)`` uint8, 0 =
-    background, the later part wins.
+    The fast path for reading shards, whose masks were validated when they were written. It is
+    hand-written (numpy, :func:`_runs_of`) rather than a ``pycocotools.mask.decode``: that call
+    expands every present part into a full 256x256 mask, and picking the labels out of 14 masks
+    then costs more than the decoding; parsing the counts and painting each part's runs straight
+    into one label map takes 0.5 ms instead of 1.6 ms for a real shard row (measured on the 464
+    rows of ``benchmarks/bench_reader.py``). An empty string is an absent part. Same result as
+    :func:`decode_part_masks` (tested against it and pycocotools on overlapping masks):
+    ``(256, 256)`` uint8, 0 = background, the later part wins.
 
     Raises:
-        ValueError: if there are not exactly 14 entries.
+        ValueError: if there are not exactly 14 entries, or a string's runs do not add up to
+            256 x 256.
     """
     if len(counts) != NUM_MASK_PARTS:
         raise ValueError(f"expected {NUM_MASK_PARTS} RLE counts, got {len(counts)}")
-    present = [k for k, c in enumerate(counts) if c]
-    if not present:
-        return np.zeros(MASK_SIZE, dtype=np.uint8)
-    rles = [{"size": list(MASK_SIZE), "counts": counts[k].encode()} for k in present]
-    masks = mask_utils.decode(rles)  # (h, w, n), Fortran order
-    labels = np.zeros(MASK_SIZE, dtype=np.uint8)
-    for index, part in enumerate(present):
-        labels[masks[:, :, index] > 0] = part + 1
-    return labels
+    cells = MASK_SIZE[0] * MASK_SIZE[1]
+    flat = np.zeros(cells, dtype=np.uint8)  # column-major: COCO's order
+    for part, string in enumerate(counts):
+        if not string:
+            continue
+        runs = _runs_of(string.encode() if isinstance(string, str) else string)
+        total = int(runs.sum())
+        if total != cells or (runs < 0).any():
+            raise ValueError(f"RLE run lengths add up to {total}, expected {cells}")
+        # Runs alternate background / part, starting with background.
+        inside = np.repeat(_PARITY[: runs.size], runs)
+        flat[inside] = part + 1
+    return np.ascontiguousarray(flat.reshape(MASK_SIZE[1], MASK_SIZE[0]).T)
+
+
+_PARITY = np.arange(DP_GRID * DP_GRID + 1) % 2 == 1
+"""Whether run ``i`` of an RLE is foreground (odd runs); at most ``h * w + 1`` runs."""
+
+
+def _runs_of(counts: bytes) -> np.ndarray:
+    """:func:`_compressed_counts` vectorised, for trusted strings: ``(n,)`` int64 run lengths."""
+    groups = np.frombuffer(counts, dtype=np.uint8).astype(np.int64) - 48
+    last = (groups & 0x20) == 0  # the last 5-bit group of each value
+    value_of = np.concatenate(([0], np.cumsum(last)[:-1]))
+    first = np.flatnonzero(np.concatenate(([True], last[:-1])))
+    position = np.arange(groups.size) - first[value_of]
+    values = np.add.reduceat((groups & 0x1F) << (5 * position), first)
+    ends = np.flatnonzero(last)
+    negative = (groups[ends] & 0x10) != 0
+    values[negative] -= np.int64(1) << (5 * (position[ends[negative]] + 1))
+    # From the fourth value on, each is stored as the difference to the value two places before.
+    if values.size > 3:
+        values[3::2] = values[1] + np.cumsum(values[3::2])
+    if values.size > 4:
+        values[4::2] = values[2] + np.cumsum(values[4::2])
+    return values
 
 
 def decode_part_masks(dp_masks: Sequence[dict | None]) -> np.ndarray:

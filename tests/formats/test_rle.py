@@ -210,3 +210,40 @@ def test_labels_from_counts_equals_decode_part_masks() -> None:
     assert not labels_from_counts([""] * 14).any()
     with pytest.raises(ValueError, match="14"):
         labels_from_counts(counts[:3])
+
+
+def test_labels_from_counts_paints_overlapping_masks_like_pycocotools() -> None:
+    """Masks encoded one by one by pycocotools (they may overlap, be full or empty): the fast
+    decoder gives DensePose's label map (the later part wins) and the same runs as the checked
+    parser."""
+    import pycocotools.mask as mask_utils
+
+    from dptrack_pipeline.formats.rle import _compressed_counts, _runs_of, labels_from_counts
+
+    rng = np.random.default_rng(11)
+    for _ in range(40):
+        expected = np.zeros((256, 256), dtype=np.uint8)
+        counts = []
+        for part in range(14):
+            if rng.random() < 0.2:
+                counts.append("")
+                continue
+            mask = np.zeros((256, 256), dtype=np.uint8)
+            for _ in range(int(rng.integers(1, 4))):
+                y, x = rng.integers(0, 256, 2)
+                h, w = rng.integers(1, 140, 2)
+                mask[y : y + h, x : x + w] = 1
+            if rng.random() < 0.05:
+                mask[:] = 1
+            expected[mask > 0] = part + 1
+            encoded = mask_utils.encode(np.asfortranarray(mask))["counts"]
+            assert _runs_of(encoded).tolist() == _compressed_counts(encoded)
+            counts.append(encoded.decode())
+        np.testing.assert_array_equal(labels_from_counts(counts), expected)
+
+
+def test_labels_from_counts_refuses_runs_that_do_not_cover_the_grid() -> None:
+    from dptrack_pipeline.formats.rle import labels_from_counts
+
+    with pytest.raises(ValueError, match="add up to"):
+        labels_from_counts(["T3", *[""] * 13])

@@ -19,6 +19,7 @@ from dptrack_pipeline.shards.dense_codec import (
     packed_width,
 )
 from dptrack_pipeline.shards.hdf5_writer import write_dense_file
+from dptrack_pipeline.shards.reader import CorruptShardError, _RowReader
 from dptrack_pipeline.shards.schema import load_hdf5_schema, resolve_shape
 
 RNG = np.random.default_rng(7)
@@ -110,3 +111,72 @@ def test_an_unknown_version_is_refused(tmp_path: Path) -> None:
         fh.attrs["schema_version"] = 9
     with DenseReader(str(tmp_path)) as dense, pytest.raises(ValueError, match="version 9"):
         dense.crop(name, 0)
+
+
+def _damage_chunk(path: Path, name: str, row: int, byte: int) -> None:
+    """Flip one byte inside the stored chunk of ``name`` row ``row`` (in place); a negative
+    ``byte`` counts from the chunk's end."""
+    with h5py.File(path, "r") as fh:
+        dset = fh[name]
+        offset = dset.id.get_chunk_info(row).byte_offset
+        size = dset.id.get_chunk_info(row).size
+    position = offset + (byte if byte >= 0 else size + byte)
+    with open(path, "r+b") as stream:
+        stream.seek(position)
+        value = stream.read(1)[0]
+        stream.seek(position)
+        stream.write(bytes([value ^ 0x41]))
+
+
+def test_rows_read_from_their_chunks_equal_hdf5s_reading(tmp_path: Path) -> None:
+    """The reader unfilters chunks itself (ISA-L inflate, unshuffle): the same arrays as h5py's
+    own ``dataset[i]``, for v2 files and for v1 files (float16 flows, shuffled)."""
+    size = 32
+    crops = RNG.integers(0, 256, (4, size, size, 3), dtype=np.uint8)
+    flows = (np.rint(RNG.normal(0, 9, (3, size, size, 2)) * 16) / 16).astype(np.float32)
+    valid = RNG.random((3, size, size)) > 0.3
+    flows[~valid] = 0
+    name = "dense-00000-of-00001.h5"
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v2").mkdir()
+    _write_v1(tmp_path / "v1" / name, crops, flows, valid)
+    write_dense_file(
+        str(tmp_path / "v2" / name), list(crops), list(flows), list(valid),
+        crop_size=size, shard_index=0, num_shards=1,
+    )  # fmt: skip
+
+    for version in ("v1", "v2"):
+        with h5py.File(tmp_path / version / name, "r") as fh:
+            for dataset in ("crops", "flows", "valid"):
+                rows = _RowReader(fh[dataset])
+                assert rows._direct  # the fast path is taken for files dptrack writes
+                for i in range(fh[dataset].shape[0]):
+                    got = rows.read(i)
+                    assert got.dtype == fh[dataset].dtype
+                    np.testing.assert_array_equal(got, fh[dataset][i])
+
+
+@pytest.mark.parametrize("byte", [0, 7, 500, -5])
+def test_a_damaged_chunk_is_refused_wherever_the_byte_is(tmp_path: Path, byte: int) -> None:
+    """Deflated chunks are checked by their Adler-32 when inflated; a flipped byte anywhere in a
+    crop or flow chunk's deflate stream (its header, its middle, its Adler-32 at -5) fails the
+    read. (The last 4 bytes, HDF5's Fletcher-32 of those bytes, are not read: damage there leaves
+    the data intact, and ``verify``'s SHA-256 still reports it.)"""
+    size = 32
+    crops = RNG.integers(0, 256, (2, size, size, 3), dtype=np.uint8)
+    flows = RNG.normal(0, 3, (2, size, size, 2)).astype(np.float32)
+    valid = np.ones((2, size, size), bool)
+    name = "dense-00000-of-00001.h5"
+    path = tmp_path / name
+    write_dense_file(
+        str(path), list(crops), list(flows), list(valid), crop_size=size, shard_index=0,
+        num_shards=1,
+    )  # fmt: skip
+    _damage_chunk(path, "crops", 1, byte)
+    _damage_chunk(path, "flows", 0, byte)
+    with DenseReader(str(tmp_path)) as reader:
+        np.testing.assert_array_equal(reader.crop(name, 0), crops[0])
+        with pytest.raises(CorruptShardError, match="crop 1 is damaged"):
+            reader.crop(name, 1)
+        with pytest.raises(CorruptShardError, match="flow 0 is damaged"):
+            reader.flow(name, 0)
