@@ -56,14 +56,28 @@ def group_windows(
     tasks: Sequence[WindowTask], size: int = WINDOWS_PER_ELEMENT
 ) -> list[list[WindowTask]]:
     """Runs of at most ``size`` consecutive windows of the same video, in plan order: the
-    elements :class:`ProcessWindowFn` takes."""
-    groups: list[list[WindowTask]] = []
+    elements :class:`ProcessWindowFn` takes.
+
+    A video's windows are cut into as few runs as ``size`` allows, of sizes that differ by at
+    most one (26 windows: 7, 7, 6, 6 rather than 8, 8, 8, 2), so workers that split the elements
+    get about the same work.
+    """
+    runs: list[list[WindowTask]] = []
     for task in tasks:
-        last = groups[-1] if groups else None
-        if last and last[-1].window.video_id == task.window.video_id and len(last) < size:
+        last = runs[-1] if runs else None
+        if last and last[-1].window.video_id == task.window.video_id:
             last.append(task)
         else:
-            groups.append([task])
+            runs.append([task])
+    groups: list[list[WindowTask]] = []
+    for run in runs:
+        count = -(-len(run) // size)
+        base, extra = divmod(len(run), count)
+        start = 0
+        for i in range(count):
+            end = start + base + (1 if i < extra else 0)
+            groups.append(run[start:end])
+            start = end
     return groups
 
 

@@ -17,6 +17,7 @@ from dptrack_pipeline.propagate.worker import (
     InstanceOutput,
     WindowSettings,
     process_window,
+    process_windows,
 )
 from dptrack_pipeline.settings import worker_settings
 from dptrack_pipeline.synth.dataset import generate_dataset
@@ -46,6 +47,19 @@ def _outputs(tasks, estimator, settings, helper=None):
         for out in process_window(task, estimator, settings, counters, None, helper)
     ]
     return outputs, counters
+
+
+def test_windows_walked_together_give_what_each_window_gives_alone(window_run) -> None:
+    tasks, estimator, settings = window_run
+    alone, alone_counts = _outputs(tasks, estimator, settings)
+    results = list(process_windows(tasks, estimator, settings))
+    assert [r.task for r in results] == list(tasks)
+    together = [o for r in results for o in r.outputs]
+    assert pickle.dumps(together) == pickle.dumps(alone)
+    total: Counter = Counter()
+    for r in results:
+        total.update(r.counters)
+    assert total == alone_counts
 
 
 def _same(a, b) -> bool:
