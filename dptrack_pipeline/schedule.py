@@ -18,11 +18,11 @@ asks:
   (:mod:`dptrack_pipeline.propagate.worker`, :mod:`dptrack_pipeline.pairs.worker`) only say what a
   source does with the frames and flows it is given.
 * :func:`overlap_steps` runs that per-source work on a helper thread while the estimator computes
-  the next step's flows. OpenCV's estimators and most numpy work release the GIL, and DIS does
-  not keep two cores fully busy (1.6x on 2 threads), so propagation, crops and packing fill the
-  idle core instead of adding to the wall time; on a GPU the device computes the next flows
-  while the CPU works. The outputs, their order and the counters are the same as without a
-  helper.
+  the next step's flows. OpenCV's estimators release the GIL, so propagation, crops and packing
+  use the cores the estimator leaves idle instead of adding to the wall time: all of one core
+  when the estimator runs one thread, about 10% of two when DIS runs two (1.78x from 1 to 2
+  threads on the 2-core machine); on a GPU the device computes the next flows while the CPU
+  works. The outputs, their order and the counters are the same as without a helper.
 
 A frame that cannot be decoded is held as its :class:`~dptrack_pipeline.frames.FrameDecodeError`
 (``failed``) so the worker can reject exactly the outputs that needed it; a flow is computed only

@@ -4,8 +4,8 @@
   the estimator once per worker thread (``setup``), keeps video files open between elements
   (:class:`~dptrack_pipeline.frames.VideoReaders`), and owns a one-thread helper on which each
   source's labels are moved and its HDF5 chunks filtered and deflated while the estimator
-  computes the next flows (zlib, OpenCV and numpy release the GIL, so that work overlaps the
-  flow computation instead of adding to it; :func:`~dptrack_pipeline.schedule.overlap_steps`).
+  computes the next flows (OpenCV's estimators release the GIL, so that work overlaps the flow
+  computation instead of adding to it; :func:`~dptrack_pipeline.schedule.overlap_steps`).
   A GPU network is loaded **once per worker process**, not once per DoFn instance: Beam runs one
   DoFn instance per worker thread, and the ``flownet2`` estimator keeps loaded models in a
   process-wide table (:mod:`dptrack_pipeline.flow.flownet2.estimator`), so every instance with the

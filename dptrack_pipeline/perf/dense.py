@@ -9,8 +9,10 @@ as the pipeline does, and reads them back one row at a time:
 * flows: float16 (version 1), or fixed-point int16 with invalid pixels zeroed (version 2), with
   and without byte shuffle;
 * validity: one byte per pixel, or packed bits;
-* filters: gzip 1/4/6 (readable by every HDF5 build) and, when ``hdf5plugin`` is importable, its
-  Zstd and Blosc (readable only where that plugin is installed).
+* filters: gzip 1/4/6 (readable by every HDF5 build) through h5py; gzip 1 as dptrack writes and
+  reads it (ISA-L deflate on packed chunks, :class:`~dptrack_pipeline.shards.reader._RowReader`);
+  and, when ``hdf5plugin`` is importable, its Zstd and Blosc (readable only where that plugin is
+  installed).
 
 Times include the encoding and its decoding (row deltas' cumulative sum, fixed point's scale,
 unpacking bits): the cost a writer and a reader pay.
@@ -27,6 +29,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+from isal import isal_zlib
 
 from dptrack_pipeline.perf.timing import markdown_table
 from dptrack_pipeline.shards.dense_codec import (
@@ -37,7 +40,8 @@ from dptrack_pipeline.shards.dense_codec import (
     encode_flow,
     encode_valid,
 )
-from dptrack_pipeline.shards.reader import DenseReader
+from dptrack_pipeline.shards.fletcher32 import with_fletcher32
+from dptrack_pipeline.shards.reader import DenseReader, _RowReader
 
 
 def sample_rows(folder: str, dense_file: str, count: int) -> dict[str, list[np.ndarray]]:
@@ -59,6 +63,7 @@ def _filters() -> dict[str, dict[str, Any]]:
     found = {
         f"gzip {level}": {"compression": "gzip", "compression_opts": level} for level in (1, 4, 6)
     }
+    found["gzip 1, ISA-L (dptrack)"] = {"compression": "gzip", "compression_opts": 1, ISAL: True}
     try:  # optional, not a dependency: only where the user installed it
         hdf5plugin = importlib.import_module("hdf5plugin")
     except ImportError:
@@ -68,6 +73,17 @@ def _filters() -> dict[str, dict[str, Any]]:
         hdf5plugin.Blosc(cname="zstd", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE)
     )
     return found
+
+
+ISAL = "isal"
+"""Marks the filter option that deflates with ISA-L in Python and reads with dptrack's reader."""
+
+
+def _isal_chunk(array: np.ndarray, shuffle: bool) -> bytes:
+    data = np.ascontiguousarray(array).tobytes()
+    if shuffle:
+        data = np.frombuffer(data, np.uint8).reshape(-1, array.itemsize).T.tobytes()
+    return with_fletcher32(isal_zlib.compress(data, 1))
 
 
 def _trial(
@@ -81,22 +97,29 @@ def _trial(
     handle, path = tempfile.mkstemp(suffix=".h5")
     os.close(handle)
     try:
+        filters = dict(filters)
+        own = filters.pop(ISAL, False)
         t0 = time.perf_counter()
         with h5py.File(path, "w") as fh:
             first = encode(rows[0])
+            shuffled = shuffle and first.itemsize > 1
             ds = fh.create_dataset(
                 "x", shape=(len(rows), *first.shape), dtype=first.dtype,
-                chunks=(1, *first.shape), shuffle=shuffle and first.itemsize > 1,
-                fletcher32=True, **filters,
+                chunks=(1, *first.shape), shuffle=shuffled, fletcher32=True, **filters,
             )  # fmt: skip
+            zeros = (0,) * first.ndim
             for i, row in enumerate(rows):
-                ds[i] = encode(row)
+                if own:  # what dptrack's writer does: filter here, store the chunk as it is
+                    ds.id.write_direct_chunk((i, *zeros), _isal_chunk(encode(row), shuffled))
+                else:
+                    ds[i] = encode(row)
         write = time.perf_counter() - t0
         size = os.path.getsize(path)
         t0 = time.perf_counter()
         with h5py.File(path, "r") as fh:
+            rows_of = _RowReader(fh["x"])
             for i in range(len(rows)):
-                decode(fh["x"][i])
+                decode(rows_of.read(i) if own else fh["x"][i])
         read = time.perf_counter() - t0
     finally:
         os.remove(path)

@@ -23,10 +23,11 @@ video, DIS crop flows at 256 px; table in the README, "Dense shards, version 2")
   the same cores, so the fast level wins.
 * **Deflated by ISA-L** (``isal``, Intel's Intelligent Storage Acceleration Library), not zlib:
   its output is a standard zlib stream, so every HDF5 reader inflates it with its own deflate
-  filter, and at level 1 it is as small as zlib's level 1 (51.8 / 63.7 kB against 52.5 / 62.8 kB
-  a crop / flow) at a quarter of the time (0.38 against 1.57 / 1.90 ms a row, measured on 120
-  rows of each). Every chunk goes through :func:`pack_chunk`, so a file's bytes do not depend on
-  whether its rows arrived packed.
+  filter, and at level 1 it is as small as zlib's level 1 at a third to a half of the write
+  time (``benchmarks/bench_dense.py``: crops 67.9 against 68.5 kB, 0.64 against 2.18 ms a row;
+  flows 60.2 against 60.0 kB, 1.23 against 2.82 ms, encoding included). Every chunk goes
+  through :func:`pack_chunk`, so a file's bytes do not depend on whether its rows arrived
+  packed.
 * **Encodings before the filters** (version 2): crops as row deltas (97 -> 68 kB a crop), flows
   as fixed-point int16 with invalid pixels zeroed (189 -> 60 kB a flow, and deflate 1.7x faster
   than on float16), validity as packed bits (1.7 -> 0.9 kB).
