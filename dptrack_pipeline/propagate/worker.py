@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -173,22 +173,32 @@ def process_windows(
                 # The walk's counters of a window are final once its last step is yielded.
                 yield (task, step, counts.copy() if i == len(steps) - 1 else None), held
 
-    current: dict[str, Any] = {"task": None}
+    current = _WindowInProgress()
 
     def work(item: tuple[WindowTask, Step, Counter | None], held: Held, _: Counter) -> list:
+        nonlocal current
         task, step, walk_counts = item
-        if current["task"] is not task:
-            current.update(task=task, greys=GreyFrames(), counts=Counter(), outputs=[])
-        greys: GreyFrames = current["greys"]
-        greys.keep_only(held.frames)
-        made = _propagate_source(task, step.source, held, settings, current["counts"], greys)
-        current["outputs"].extend(made if finish is None else map(finish, made))
+        if current.task is not task:
+            current = _WindowInProgress(task)
+        current.greys.keep_only(held.frames)
+        made = _propagate_source(task, step.source, held, settings, current.counts, current.greys)
+        current.outputs.extend(made if finish is None else map(finish, made))
         if walk_counts is None:
             return []
-        walk_counts.update(current["counts"])
-        return [WindowResult(task, current["outputs"], walk_counts)]
+        walk_counts.update(current.counts)
+        return [WindowResult(task, current.outputs, walk_counts)]
 
     yield from overlap_steps(walk(), work, Counter(), helper)
+
+
+@dataclass
+class _WindowInProgress:
+    """What the helper has made so far of the window it is working on (only it touches this)."""
+
+    task: WindowTask | None = None
+    greys: GreyFrames = field(default_factory=lambda: GreyFrames())
+    counts: Counter = field(default_factory=Counter)
+    outputs: list[Any] = field(default_factory=list)
 
 
 def _frame_access(task: WindowTask, settings: WindowSettings) -> tuple[Callable, Callable]:
