@@ -10,7 +10,7 @@ as the pipeline does, and reads them back one row at a time:
   and without byte shuffle;
 * validity: one byte per pixel, or packed bits;
 * filters: gzip 1/4/6 (readable by every HDF5 build) through h5py; gzip 1 as dptrack writes and
-  reads it (ISA-L deflate on packed chunks, :class:`~dptrack_pipeline.shards.reader._RowReader`);
+  reads it (ISA-L deflate on packed chunks, :class:`~dptrack_pipeline.shards.reader.RowReader`);
   and, when ``hdf5plugin`` is importable, its Zstd and Blosc (readable only where that plugin is
   installed).
 
@@ -29,7 +29,6 @@ from typing import Any
 
 import h5py
 import numpy as np
-from isal import isal_zlib
 
 from dptrack_pipeline.perf.timing import markdown_table
 from dptrack_pipeline.shards.dense_codec import (
@@ -40,8 +39,8 @@ from dptrack_pipeline.shards.dense_codec import (
     encode_flow,
     encode_valid,
 )
-from dptrack_pipeline.shards.fletcher32 import with_fletcher32
-from dptrack_pipeline.shards.reader import DenseReader, _RowReader
+from dptrack_pipeline.shards.hdf5_writer import filter_chunk
+from dptrack_pipeline.shards.reader import DenseReader, RowReader
 
 
 def sample_rows(folder: str, dense_file: str, count: int) -> dict[str, list[np.ndarray]]:
@@ -79,13 +78,6 @@ ISAL = "isal"
 """Marks the filter option that deflates with ISA-L in Python and reads with dptrack's reader."""
 
 
-def _isal_chunk(array: np.ndarray, shuffle: bool) -> bytes:
-    data = np.ascontiguousarray(array).tobytes()
-    if shuffle:
-        data = np.frombuffer(data, np.uint8).reshape(-1, array.itemsize).T.tobytes()
-    return with_fletcher32(isal_zlib.compress(data, 1))
-
-
 def _trial(
     rows: list[np.ndarray],
     encode: Callable[[np.ndarray], np.ndarray],
@@ -110,14 +102,16 @@ def _trial(
             zeros = (0,) * first.ndim
             for i, row in enumerate(rows):
                 if own:  # what dptrack's writer does: filter here, store the chunk as it is
-                    ds.id.write_direct_chunk((i, *zeros), _isal_chunk(encode(row), shuffled))
+                    ds.id.write_direct_chunk(
+                        (i, *zeros), filter_chunk(encode(row), shuffled, 1, True)
+                    )
                 else:
                     ds[i] = encode(row)
         write = time.perf_counter() - t0
         size = os.path.getsize(path)
         t0 = time.perf_counter()
         with h5py.File(path, "r") as fh:
-            rows_of = _RowReader(fh["x"])
+            rows_of = RowReader(fh["x"])
             for i in range(len(rows)):
                 decode(rows_of.read(i) if own else fh["x"][i])
         read = time.perf_counter() - t0

@@ -154,6 +154,23 @@ def _stored(
     return encode_flow(checked, check_valid(valid, crop_size, what=f"{what} valid"), version)
 
 
+def filter_chunk(
+    array: np.ndarray, shuffle: bool, deflate_level: int | None, fletcher: bool
+) -> bytes:
+    """The bytes HDF5 stores for a chunk holding ``array``, with its filters in HDF5's order:
+    byte shuffle, deflate (ISA-L, at most level :data:`ISAL_MAX_LEVEL`; ``None`` = no deflate),
+    then Fletcher-32 over the result."""
+    arr = np.ascontiguousarray(array)
+    data = arr.tobytes()
+    if shuffle and arr.itemsize > 1:
+        data = np.frombuffer(data, np.uint8).reshape(-1, arr.itemsize).T.tobytes()
+    if deflate_level is not None:
+        # HDF5's deflate filter stores its output even when it is larger than the input (seen
+        # with h5py 3.16 / HDF5 1.14 on random crops), so the chunk is always the deflated bytes.
+        data = isal_zlib.compress(data, min(deflate_level, ISAL_MAX_LEVEL))
+    return with_fletcher32(data) if fletcher else data
+
+
 def pack_chunk(
     name: str, array: np.ndarray, crop_size: int, valid: np.ndarray | None = None
 ) -> PackedChunk:
@@ -170,18 +187,11 @@ def pack_chunk(
     arr = np.ascontiguousarray(
         _stored(name, array, crop_size, valid, name), dtype=np.dtype(spec["dtype"])
     )
-    data = arr.tobytes()
-    if spec.get("shuffle"):
-        data = np.frombuffer(data, np.uint8).reshape(-1, arr.itemsize).T.tobytes()
     compression = spec.get("compression")
     if compression not in (None, "gzip"):
         raise ValueError(f"cannot pack chunks with compression {compression!r}")
-    if compression == "gzip":
-        # HDF5's deflate filter stores its output even when it is larger than the input (seen
-        # with h5py 3.16 / HDF5 1.14 on random crops), so the chunk is always the deflated bytes.
-        data = isal_zlib.compress(data, min(int(spec.get("compression_opts") or 1), ISAL_MAX_LEVEL))
-    if spec.get("fletcher32"):  # HDF5 applies it last, over the stored bytes
-        data = with_fletcher32(data)
+    level = int(spec.get("compression_opts") or 1) if compression == "gzip" else None
+    data = filter_chunk(arr, bool(spec.get("shuffle")), level, bool(spec.get("fletcher32")))
     return PackedChunk(name, data)
 
 

@@ -220,7 +220,7 @@ class DenseReader:
         self._version = 1
         self._scale = FLOW_SCALE
         self._size = 0
-        self._rows: dict[str, _RowReader] = {}
+        self._rows: dict[str, RowReader] = {}
 
     def __enter__(self) -> DenseReader:
         return self
@@ -274,7 +274,7 @@ class DenseReader:
         fh = self._h5(dense_file)
         rows = self._rows.get(name)
         if rows is None:
-            rows = self._rows[name] = _RowReader(fh[name])
+            rows = self._rows[name] = RowReader(fh[name])
         index = int(index)
         if not 0 <= index < rows.num_rows:
             raise IndexError(f"{what} index {index} outside [0, {rows.num_rows})")
@@ -313,7 +313,7 @@ class DenseReader:
         )
 
 
-class _RowReader:
+class RowReader:
     """Reads row ``i`` of a dataset stored one row per chunk, as its stored array.
 
     When the dataset's filters are the ones dptrack writes (deflate, optionally byte shuffle,

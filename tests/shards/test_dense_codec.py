@@ -19,7 +19,7 @@ from dptrack_pipeline.shards.dense_codec import (
     packed_width,
 )
 from dptrack_pipeline.shards.hdf5_writer import write_dense_file
-from dptrack_pipeline.shards.reader import CorruptShardError, _RowReader
+from dptrack_pipeline.shards.reader import CorruptShardError, RowReader
 from dptrack_pipeline.shards.schema import load_hdf5_schema, resolve_shape
 
 RNG = np.random.default_rng(7)
@@ -77,20 +77,29 @@ def _write_v1(path: Path, crops: np.ndarray, flows: np.ndarray, valid: np.ndarra
             fh.attrs[key] = value
 
 
-def test_version_1_files_stay_readable_and_v2_reads_the_same(tmp_path: Path) -> None:
-    size = 16
-    crops = RNG.integers(0, 256, (3, size, size, 3), dtype=np.uint8)
-    flows = (np.rint(RNG.normal(0, 4, (2, size, size, 2)) * 16) / 16).astype(np.float32)
-    valid = RNG.random((2, size, size)) > 0.4
-    flows[~valid] = 0  # as pairs and v2 store them
+def _write_v1_and_v2(
+    tmp_path: Path, crops: np.ndarray, flows: np.ndarray, valid: np.ndarray
+) -> str:
+    """The same arrays as a v1 file in ``tmp_path/v1`` and a v2 file in ``tmp_path/v2``;
+    returns the file name."""
     name = "dense-00000-of-00001.h5"
     (tmp_path / "v1").mkdir()
     (tmp_path / "v2").mkdir()
     _write_v1(tmp_path / "v1" / name, crops, flows, valid)
     write_dense_file(
         str(tmp_path / "v2" / name), list(crops), list(flows), list(valid),
-        crop_size=size, shard_index=0, num_shards=1,
+        crop_size=crops.shape[1], shard_index=0, num_shards=1,
     )  # fmt: skip
+    return name
+
+
+def test_version_1_files_stay_readable_and_v2_reads_the_same(tmp_path: Path) -> None:
+    size = 16
+    crops = RNG.integers(0, 256, (3, size, size, 3), dtype=np.uint8)
+    flows = (np.rint(RNG.normal(0, 4, (2, size, size, 2)) * 16) / 16).astype(np.float32)
+    valid = RNG.random((2, size, size)) > 0.4
+    flows[~valid] = 0  # as pairs and v2 store them
+    name = _write_v1_and_v2(tmp_path, crops, flows, valid)
     with DenseReader(str(tmp_path / "v1")) as v1, DenseReader(str(tmp_path / "v2")) as v2:
         for i in range(3):
             np.testing.assert_array_equal(v1.crop(name, i), crops[i])
@@ -136,19 +145,12 @@ def test_rows_read_from_their_chunks_equal_hdf5s_reading(tmp_path: Path) -> None
     flows = (np.rint(RNG.normal(0, 9, (3, size, size, 2)) * 16) / 16).astype(np.float32)
     valid = RNG.random((3, size, size)) > 0.3
     flows[~valid] = 0
-    name = "dense-00000-of-00001.h5"
-    (tmp_path / "v1").mkdir()
-    (tmp_path / "v2").mkdir()
-    _write_v1(tmp_path / "v1" / name, crops, flows, valid)
-    write_dense_file(
-        str(tmp_path / "v2" / name), list(crops), list(flows), list(valid),
-        crop_size=size, shard_index=0, num_shards=1,
-    )  # fmt: skip
+    name = _write_v1_and_v2(tmp_path, crops, flows, valid)
 
     for version in ("v1", "v2"):
         with h5py.File(tmp_path / version / name, "r") as fh:
             for dataset in ("crops", "flows", "valid"):
-                rows = _RowReader(fh[dataset])
+                rows = RowReader(fh[dataset])
                 assert rows._direct  # the fast path is taken for files dptrack writes
                 for i in range(fh[dataset].shape[0]):
                     got = rows.read(i)
