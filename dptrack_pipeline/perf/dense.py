@@ -10,7 +10,8 @@ as the pipeline does, and reads them back one row at a time:
   and without byte shuffle;
 * validity: one byte per pixel, or packed bits;
 * filters: gzip 1/4/6 (readable by every HDF5 build) through h5py; gzip 1 as dptrack writes and
-  reads it (ISA-L deflate on packed chunks, :class:`~dptrack_pipeline.shards.reader.RowReader`);
+  reads it (zlib on packed chunks; ISA-L inflate in
+  :class:`~dptrack_pipeline.shards.reader.RowReader`);
   and, when ``hdf5plugin`` is importable, its Zstd and Blosc (readable only where that plugin is
   installed).
 
@@ -62,7 +63,11 @@ def _filters() -> dict[str, dict[str, Any]]:
     found = {
         f"gzip {level}": {"compression": "gzip", "compression_opts": level} for level in (1, 4, 6)
     }
-    found["gzip 1, ISA-L (dptrack)"] = {"compression": "gzip", "compression_opts": 1, ISAL: True}
+    found["gzip 1, dptrack (zlib write, ISA-L read)"] = {
+        "compression": "gzip",
+        "compression_opts": 1,
+        ISAL: True,
+    }
     try:  # optional, not a dependency: only where the user installed it
         hdf5plugin = importlib.import_module("hdf5plugin")
     except ImportError:
@@ -74,8 +79,9 @@ def _filters() -> dict[str, dict[str, Any]]:
     return found
 
 
-ISAL = "isal"
-"""Marks the filter option that deflates with ISA-L in Python and reads with dptrack's reader."""
+ISAL = "dptrack"
+"""Marks the filter option that packs chunks as dptrack's writer does and reads them with
+dptrack's reader (ISA-L inflate)."""
 
 
 def _trial(

@@ -101,24 +101,6 @@ def _mask_counts(labels: np.ndarray | None) -> tuple[str, ...]:
     return tuple(rle["counts"] for rle in encode_part_masks(labels))
 
 
-def process_window(
-    task: WindowTask,
-    estimator: FlowEstimator,
-    settings: WindowSettings,
-    counters: Counter,
-    readers: VideoReaders | None = None,
-    helper: Executor | None = None,
-) -> Iterator[InstanceOutput | RejectOutput]:
-    """Run one window; yield one output per instance in, and add to ``counters``.
-
-    :func:`process_windows` for a single window (same arguments). Counters:
-    ``frames_decoded``, ``frames_failed``, ``flows_computed`` and :data:`POINT_COUNTERS`.
-    """
-    for result in process_windows([task], estimator, settings, readers, helper):
-        counters.update(result.counters)
-        yield from result.outputs
-
-
 @dataclass
 class WindowResult:
     """What one window made: its outputs in order (after ``finish``, see

@@ -21,13 +21,12 @@ video, DIS crop flows at 256 px; table in the README, "Dense shards, version 2")
   at 1.3-2x the write time; Zstd (level 3) was no smaller on the encoded rows, Blosc-Zstd 19%
   smaller on flows but slower to write than gzip 1. Writing competes with the flow estimator for
   the same cores, so the fast level wins.
-* **Deflated by ISA-L** (``isal``, Intel's Intelligent Storage Acceleration Library), not zlib:
-  its output is a standard zlib stream, so every HDF5 reader inflates it with its own deflate
-  filter, and at level 1 it is as small as zlib's level 1 at a third to a half of the write
-  time (``benchmarks/bench_dense.py``: crops 67.9 against 68.5 kB, 0.64 against 2.18 ms a row;
-  flows 60.2 against 60.0 kB, 1.23 against 2.82 ms, encoding included). Every chunk goes
-  through :func:`pack_chunk`, so a file's bytes do not depend on whether its rows arrived
-  packed.
+* **Deflated by zlib, not ISA-L.** ISA-L (``isal``) deflates 3-4x faster to the same size, and
+  the reader inflates with it, but its compressed bytes are not deterministic: in one run of the
+  reliability tests, one 4-kB chunk came out one byte shorter than the same input did in another
+  process (both inflate to the same data). Shards must be byte-identical across runs, so the
+  writer uses zlib. Every chunk goes through :func:`pack_chunk`, so a file's bytes do not
+  depend on whether its rows arrived packed.
 * **Encodings before the filters** (version 2): crops as row deltas (97 -> 68 kB a crop), flows
   as fixed-point int16 with invalid pixels zeroed (189 -> 60 kB a flow, and deflate 1.7x faster
   than on float16), validity as packed bits (1.7 -> 0.9 kB).
@@ -56,11 +55,11 @@ This module writes to the path it is given; callers wrap it in
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from collections.abc import Sequence
 
 import h5py
 import numpy as np
-from isal import isal_zlib
 
 from dptrack_pipeline.shards.dense_codec import (
     FLOW_SCALE,
@@ -74,9 +73,6 @@ from dptrack_pipeline.shards.schema import current_version, load_hdf5_schema, re
 
 HDF5_LIBVER = ("v110", "v110")
 """Pinned HDF5 file-format bounds (readable by HDF5 >= 1.10, i.e. since 2016)."""
-
-ISAL_MAX_LEVEL = 3
-"""ISA-L's highest deflate level (its levels are 0..3; the schema's gzip level is used up to it)."""
 
 DENSE_SCHEMA_NAME = "dense"
 CROPS, FLOWS, VALID = "crops", "flows", "valid"
@@ -158,8 +154,8 @@ def filter_chunk(
     array: np.ndarray, shuffle: bool, deflate_level: int | None, fletcher: bool
 ) -> bytes:
     """The bytes HDF5 stores for a chunk holding ``array``, with its filters in HDF5's order:
-    byte shuffle, deflate (ISA-L, at most level :data:`ISAL_MAX_LEVEL`; ``None`` = no deflate),
-    then Fletcher-32 over the result."""
+    byte shuffle, deflate (zlib at ``deflate_level``; ``None`` = no deflate), then Fletcher-32
+    over the result."""
     arr = np.ascontiguousarray(array)
     data = arr.tobytes()
     if shuffle and arr.itemsize > 1:
@@ -167,7 +163,7 @@ def filter_chunk(
     if deflate_level is not None:
         # HDF5's deflate filter stores its output even when it is larger than the input (seen
         # with h5py 3.16 / HDF5 1.14 on random crops), so the chunk is always the deflated bytes.
-        data = isal_zlib.compress(data, min(deflate_level, ISAL_MAX_LEVEL))
+        data = zlib.compress(data, deflate_level)
     return with_fletcher32(data) if fletcher else data
 
 

@@ -16,7 +16,6 @@ from dptrack_pipeline.propagate.worker import (
     GreyFrames,
     InstanceOutput,
     WindowSettings,
-    process_window,
     process_windows,
 )
 from dptrack_pipeline.settings import worker_settings
@@ -40,12 +39,13 @@ def window_run(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _outputs(tasks, estimator, settings, helper=None):
+    """Every window run on its own, in order: outputs and summed counters."""
     counters: Counter = Counter()
-    outputs = [
-        out
-        for task in tasks
-        for out in process_window(task, estimator, settings, counters, None, helper)
-    ]
+    outputs = []
+    for task in tasks:
+        for result in process_windows([task], estimator, settings, None, helper):
+            counters.update(result.counters)
+            outputs.extend(result.outputs)
     return outputs, counters
 
 
