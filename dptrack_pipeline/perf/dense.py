@@ -10,7 +10,7 @@ as the pipeline does, and reads them back one row at a time:
   and without byte shuffle;
 * validity: one byte per pixel, or packed bits;
 * filters: gzip 1/4/6 (readable by every HDF5 build) through h5py; gzip 1 as dptrack writes and
-  reads it (zlib on packed chunks; ISA-L inflate in
+  reads it (libdeflate on packed chunks, libdeflate inflate in
   :class:`~dptrack_pipeline.shards.reader.RowReader`);
   and, when ``hdf5plugin`` is importable, its Zstd and Blosc (readable only where that plugin is
   installed).
@@ -63,10 +63,10 @@ def _filters() -> dict[str, dict[str, Any]]:
     found = {
         f"gzip {level}": {"compression": "gzip", "compression_opts": level} for level in (1, 4, 6)
     }
-    found["gzip 1, dptrack (zlib write, ISA-L read)"] = {
+    found["gzip 1, dptrack (libdeflate write and read)"] = {
         "compression": "gzip",
         "compression_opts": 1,
-        ISAL: True,
+        OWN_PATH: True,
     }
     try:  # optional, not a dependency: only where the user installed it
         hdf5plugin = importlib.import_module("hdf5plugin")
@@ -79,9 +79,9 @@ def _filters() -> dict[str, dict[str, Any]]:
     return found
 
 
-ISAL = "dptrack"
+OWN_PATH = "dptrack"
 """Marks the filter option that packs chunks as dptrack's writer does and reads them with
-dptrack's reader (ISA-L inflate)."""
+dptrack's reader (libdeflate both ways)."""
 
 
 def _trial(
@@ -96,7 +96,7 @@ def _trial(
     os.close(handle)
     try:
         filters = dict(filters)
-        own = filters.pop(ISAL, False)
+        own = filters.pop(OWN_PATH, False)
         t0 = time.perf_counter()
         with h5py.File(path, "w") as fh:
             first = encode(rows[0])

@@ -24,11 +24,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
+import deflate
 import h5py
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from isal import isal_zlib
 
 from dptrack_pipeline.shards import naming
 from dptrack_pipeline.shards.atomic import is_remote, is_temp_name, join_path, local_path
@@ -280,7 +280,7 @@ class DenseReader:
             raise IndexError(f"{what} index {index} outside [0, {rows.num_rows})")
         try:
             return rows.read(index)
-        except (OSError, ValueError, isal_zlib.error) as err:  # checksum or inflate failed
+        except (OSError, ValueError, deflate.DeflateError) as err:  # checksum or inflate failed
             raise CorruptShardError(
                 f"{join_path(self.out_dir, self._name or '?')}: {what} {index} is damaged "
                 f"({err}); check the folder with `dptrack-build inspect`, or rebuild it"
@@ -318,9 +318,10 @@ class RowReader:
 
     When the dataset's filters are the ones dptrack writes (deflate, optionally byte shuffle,
     optionally Fletcher-32; ``schemas/dense.v*.json``), the chunk's bytes are read with
-    ``read_direct_chunk`` and unfiltered here: the deflate stream is inflated by ISA-L (``isal``,
-    about 3x zlib's speed) and the bytes are unshuffled. Damage is still caught: a deflate stream
-    ends with the Adler-32 of the data, which inflating verifies (``isal_zlib.error``), and a
+    ``read_direct_chunk`` and unfiltered here: the deflate stream is inflated by libdeflate (the
+    ``deflate`` package, about 3x zlib's speed) and the bytes are unshuffled. Damage is still
+    caught: a deflate stream ends with the Adler-32 of the data, which inflating verifies
+    (``deflate.DeflateError``), a stream that inflates to another length fails too, and a
     chunk without deflate has its Fletcher-32 checked
     (:func:`~dptrack_pipeline.shards.fletcher32.fletcher32`, ``ValueError`` on a mismatch); a
     damaged Fletcher-32 of an intact deflated chunk is left to ``verify``'s SHA-256. That
@@ -346,6 +347,7 @@ class RowReader:
             and self._dtype.kind in "uif"
         )
         self._zeros = (0,) * len(self._row_shape)
+        self._nbytes = int(np.prod(self._row_shape)) * self._dtype.itemsize
 
     def read(self, index: int) -> np.ndarray:
         if not self._direct:
@@ -360,7 +362,9 @@ class RowReader:
             if not self._deflate and fletcher32(data) != stored:
                 raise ValueError("Fletcher-32 checksum mismatch")
         if self._deflate:
-            data = isal_zlib.decompress(data)
+            data = deflate.zlib_decompress(data, self._nbytes)
+            if len(data) != self._nbytes:
+                raise ValueError(f"chunk inflates to {len(data)} bytes, not {self._nbytes}")
         itemsize = self._dtype.itemsize
         if self._shuffle and itemsize > 1:
             planes = np.frombuffer(data, np.uint8).reshape(itemsize, -1)

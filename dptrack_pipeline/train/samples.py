@@ -47,7 +47,10 @@ key                    value
 =====================  ======================================================================
 
 :func:`collate` batches samples of either kind: points padded with ``point_I = -1``, flow fields
-zero-filled where ``has_flow`` is false.
+zero-filled where ``has_flow`` is false. In a ``DataLoader`` worker it builds the batch directly
+in shared memory, as PyTorch's own ``default_collate`` does: otherwise the worker copies every
+tensor into new shared memory when it hands the batch over (a 23-MB batch of 16 crops with flows
+and masks; ``benchmarks/bench_reader.py``, README "Reading shards for training").
 """
 
 from __future__ import annotations
@@ -181,30 +184,38 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     batch = len(samples)
     size = samples[0]["image"].shape[-1]
     most = max(1, max(s["point_I"].shape[0] for s in samples))
-    points = torch.zeros(batch, most, 2)
-    point_i = torch.full((batch, most), -1, dtype=torch.int64)
-    point_u = torch.zeros(batch, most)
-    point_v = torch.zeros(batch, most)
-    flow = torch.zeros(batch, size, size, 2)
-    valid = torch.zeros(batch, size, size, dtype=torch.bool)
-    partner = torch.zeros(batch, 3, size, size, dtype=torch.uint8)
-    has_flow = torch.zeros(batch, dtype=torch.bool)
+    new = _batch_allocator()
+    points = new((batch, most, 2), torch.float32, 0)
+    point_i = new((batch, most), torch.int64, -1)
+    point_u = new((batch, most), torch.float32, 0)
+    point_v = new((batch, most), torch.float32, 0)
+    flow = new((batch, size, size, 2), torch.float32, None)  # rows are written or zeroed below
+    valid = new((batch, size, size), torch.bool, None)
+    partner = new((batch, 3, size, size), torch.uint8, None)
+    has_flow = new((batch,), torch.bool, 0)
+    image = new((batch, *samples[0]["image"].shape), samples[0]["image"].dtype, None)
+    part_mask = new((batch, *samples[0]["part_mask"].shape), samples[0]["part_mask"].dtype, None)
     for b, s in enumerate(samples):
         n = s["point_I"].shape[0]
         points[b, :n], point_i[b, :n] = s["points"], s["point_I"]
         point_u[b, :n], point_v[b, :n] = s["point_U"], s["point_V"]
+        image[b], part_mask[b] = s["image"], s["part_mask"]
         if s["has_flow"]:
             has_flow[b] = True
             flow[b], valid[b] = s["flow"], s["flow_valid"]
-            if "flow_source_image" in s:
-                partner[b] = s["flow_source_image"]
+        else:
+            flow[b], valid[b] = 0, False
+        if s["has_flow"] and "flow_source_image" in s:
+            partner[b] = s["flow_source_image"]
+        else:
+            partner[b] = 0
     return {
-        "image": torch.stack([s["image"] for s in samples]),
+        "image": image,
         "points": points,
         "point_I": point_i,
         "point_U": point_u,
         "point_V": point_v,
-        "part_mask": torch.stack([s["part_mask"] for s in samples]),
+        "part_mask": part_mask,
         "has_flow": has_flow,
         "flow": flow,
         "flow_valid": valid,
@@ -212,3 +223,27 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "offset": torch.tensor([s["meta"]["offset"] for s in samples], dtype=torch.int64),
         "meta": [s["meta"] for s in samples],
     }
+
+
+def _batch_allocator() -> Any:
+    """``new(shape, dtype, fill)`` for :func:`collate`'s batch tensors (``fill=None``: left
+    uninitialised, every element is written). Inside a ``DataLoader`` worker the tensors live in
+    shared memory from the start, so handing the batch to the main process copies nothing; the
+    same private storage call PyTorch's ``default_collate`` makes for it, with a plain allocation
+    where it is missing."""
+    shared = torch.utils.data.get_worker_info() is not None and hasattr(
+        torch.UntypedStorage, "_new_shared"
+    )
+
+    def new(shape: tuple[int, ...], dtype: torch.dtype, fill: float | None) -> torch.Tensor:
+        if shared:
+            numel = int(np.prod(shape))
+            storage = torch.UntypedStorage._new_shared(numel * dtype.itemsize)
+            out = torch.empty(0, dtype=dtype).set_(storage, 0, shape)
+        else:
+            out = torch.empty(shape, dtype=dtype)
+        if fill is not None:
+            out.fill_(fill)
+        return out
+
+    return new

@@ -138,7 +138,7 @@ def _damage_chunk(path: Path, name: str, row: int, byte: int) -> None:
 
 
 def test_rows_read_from_their_chunks_equal_hdf5s_reading(tmp_path: Path) -> None:
-    """The reader unfilters chunks itself (ISA-L inflate, unshuffle): the same arrays as h5py's
+    """The reader unfilters chunks itself (libdeflate inflate, unshuffle): the same arrays as h5py's
     own ``dataset[i]``, for v2 files and for v1 files (float16 flows, shuffled)."""
     size = 32
     crops = RNG.integers(0, 256, (4, size, size, 3), dtype=np.uint8)

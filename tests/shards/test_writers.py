@@ -332,3 +332,31 @@ def test_packed_records_store_the_same_chunks(tmp_path, make_records):
     assert (tmp_path / "plain" / "instances-00000-of-00001.parquet").read_bytes() == (
         tmp_path / "packed" / "instances-00000-of-00001.parquet"
     ).read_bytes()
+
+
+def test_chunk_filter_is_standard_deflate_and_deterministic(tmp_path):
+    """The chunk filter's deflate (libdeflate) is a standard zlib stream, so HDF5's own filter and
+    Python's zlib inflate it, and its bytes depend on the input only: not on what this process
+    compressed before (a reused compressor's state) and not on the process (ISA-L, tried before,
+    failed exactly this in the reliability tests)."""
+    import zlib
+
+    from dptrack_pipeline.shards.hdf5_writer import filter_chunk
+
+    rng = np.random.default_rng(3)
+    smooth = np.cumsum(rng.integers(-3, 4, (64, 64, 2)), axis=1).astype(np.int16)
+    noise = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    first = filter_chunk(smooth, True, 1, True)
+    filter_chunk(noise, False, 1, True)  # other data in between
+    assert filter_chunk(smooth, True, 1, True) == first
+    shuffled = smooth.view(np.uint8).reshape(-1, 2).T.tobytes()
+    assert zlib.decompress(first[:-4]) == shuffled
+    code = """
+import sys, numpy as np
+from dptrack_pipeline.shards.hdf5_writer import filter_chunk
+rng = np.random.default_rng(3)
+smooth = np.cumsum(rng.integers(-3, 4, (64, 64, 2)), axis=1).astype(np.int16)
+sys.stdout.buffer.write(filter_chunk(smooth, True, 1, True))
+"""
+    other = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True).stdout
+    assert other == first

@@ -47,6 +47,42 @@ def test_dataloader_workers_see_every_row_once(train_shards) -> None:
     assert len(seen) == len(set(seen)) == dataset.num_rows
 
 
+def test_files_are_dealt_by_row_count() -> None:
+    """A DataLoader takes batches from its workers in turn, so file splits balance rows: 4 files of
+    56-168 rows dealt to 2 consumers give 224 rows each (dealt in turn, one would get 164 and the
+    other 284); "auto" falls back to rows when files cannot be dealt evenly."""
+    rows = [56, 116, 108, 168]
+    for epoch in range(4):
+        loads = []
+        for k in range(2):
+            parts = partition.assign(rows, k, 2, split="files", seed=0, epoch=epoch, shuffle=True)
+            loads.append(sum(len(r) for _, r in parts))
+        assert loads == [224, 224]
+    dealt = partition.deal_files([3, 2, 1, 0], rows, 2)
+    assert dealt == [[3, 0], [2, 1]]  # largest first, each consumer's files in epoch order
+    auto = partition.assign([100, 10], 0, 2, split="auto", seed=0, epoch=0, shuffle=False)
+    assert [(i, list(r)) for i, r in auto] == [(0, list(range(0, 100, 2))), (1, [0, 2, 4, 6, 8])]
+    even = partition.assign([50, 52, 49, 51], 1, 2, split="auto", seed=0, epoch=0, shuffle=False)
+    assert sorted(i for i, _ in even) == [0, 3]  # dealt whole: 51 + 50 (consumer 0: 52 + 49)
+
+
+def test_batches_from_a_worker_equal_batches_built_in_process(train_shards) -> None:
+    """In a worker, collate builds the batch in shared memory (no copy at hand-over); the
+    batches are the same as without workers, tensor for tensor."""
+    _, shards = train_shards
+    dataset = ShardDataset(shards, seed=2, split="rows")
+    here = list(DataLoader(dataset, batch_size=5, num_workers=0, collate_fn=collate))
+    there = list(DataLoader(dataset, batch_size=5, num_workers=1, collate_fn=collate))
+    assert len(here) == len(there) > 1
+    for a, b in zip(here, there, strict=True):
+        assert a.keys() == b.keys()
+        for key, value in a.items():
+            if isinstance(value, torch.Tensor):
+                assert value.dtype == b[key].dtype and value.shape == b[key].shape, key
+                assert torch.equal(value, b[key]), key
+        assert a["meta"] == b["meta"]
+
+
 def test_order_is_seeded_and_changes_with_the_epoch(train_shards) -> None:
     _, shards = train_shards
 
