@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch-size", type=int, default=16, help="samples per batch")
     parser.add_argument("--warmup-batches", type=int, default=2, help="untimed batches first")
+    parser.add_argument(
+        "--passes",
+        type=int,
+        default=3,
+        help="timed passes (epochs) over the data, one after the other",
+    )
     parser.add_argument("--seed", type=int, default=0, help="shuffling seed of both loaders")
     parser.add_argument("--check-rows", type=int, default=8, help="rows compared across loaders")
     parser.add_argument("--work", type=Path, default=None, help="keep (and reuse) the data here")
@@ -94,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for name, workers, with_source in reader.plan_runs(args.workers_list):
         result = reader.measure(
             shards, index, name, workers, with_source, args.batch_size, args.seed,
-            args.warmup_batches,
+            args.warmup_batches, args.passes,
         )  # fmt: skip
         results.append(result)
         print(reader.run_line(result), flush=True)
@@ -119,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "batch_size": args.batch_size,
             "workers_list": list(args.workers_list),
             "warmup_batches": args.warmup_batches,
+            "passes": args.passes,
             "seed": args.seed,
             "work": str(work),
         },

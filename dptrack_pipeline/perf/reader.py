@@ -14,14 +14,17 @@ crops and crop flows; then the JPEG + JSON copy of the same rows. A work folder 
 
 **Measured** (:func:`measure`). For each loader and each worker count: a ``DataLoader`` (batch
 ``batch_size``, shuffled with a fixed seed, ``collate``, persistent workers with one OpenCV
-thread each, the default start method), a warm-up of ``warmup_batches`` batches, then one full
-pass timed from the first request to the last batch: samples/s. Also both loaders without the
+thread each, the default start method), a warm-up of ``warmup_batches`` batches, then
+``passes`` full passes (epochs, as training makes them) timed from the first request to the last
+batch: samples/s. One pass of the default data is about a second with workers, which the
+machine's noise and each epoch's restart of the workers' iterators swing by 20%; three passes
+hold the ratio steadier. Also both loaders without the
 partner image (``with_flow_source=False``) at the first worker count (:func:`plan_runs`). Both
 data sets were written (or read) just before, so both come from the page cache. The ratio
 (shards / JPEG, same workers and same partner setting) is compared with the goal. With workers,
 ``ShardDataset`` splits whole files between them (``split="auto"`` with more files than
-workers), so unequal shards leave one worker idle at the end of the pass; the map-style
-baseline is balanced by batches.
+workers), dealt by row count so that the workers' shares are even (unequal shards dealt in
+turn left one worker idle for 40% of the pass); the map-style baseline is balanced by batches.
 
 **The same samples** (:func:`compare_samples`). For a few rows, exactly equal points, parts, U,
 V and masks, and the mean absolute difference of the uint8 crops: the shard crop comes from the
@@ -190,8 +193,8 @@ def make_loader(dataset: Dataset, workers: int, batch_size: int, seed: int) -> D
     )
 
 
-def time_pass(loader: DataLoader, warmup_batches: int) -> dict[str, float]:
-    """Warm up on ``warmup_batches`` batches, then time one full pass of ``loader``.
+def time_pass(loader: DataLoader, warmup_batches: int, passes: int = 1) -> dict[str, float]:
+    """Warm up on ``warmup_batches`` batches, then time ``passes`` full passes of ``loader``.
 
     Returns:
         ``{"samples", "batches", "seconds", "samples_per_s"}``.
@@ -201,9 +204,10 @@ def time_pass(loader: DataLoader, warmup_batches: int) -> dict[str, float]:
             break
     samples = batches = 0
     t0 = time.perf_counter()
-    for batch in loader:
-        samples += batch["image"].shape[0]
-        batches += 1
+    for _ in range(passes):
+        for batch in loader:
+            samples += batch["image"].shape[0]
+            batches += 1
     seconds = time.perf_counter() - t0
     return {
         "samples": samples,
@@ -230,6 +234,7 @@ def measure(
     batch_size: int,
     seed: int,
     warmup_batches: int,
+    passes: int = 1,
 ) -> dict[str, Any]:
     """One row of the table: ``loader_name`` (``shards`` or ``jpeg+json``) with ``workers``."""
     if loader_name == "shards":
@@ -241,7 +246,7 @@ def measure(
     # Worker processes get one OpenCV thread each (as torch gives them one thread each).
     with opencv_threads(1 if workers > 0 else None):
         loader = make_loader(dataset, workers, batch_size, seed)
-        result = time_pass(loader, warmup_batches)
+        result = time_pass(loader, warmup_batches, passes)
         del loader  # stops persistent workers
     return {
         "loader": loader_name,

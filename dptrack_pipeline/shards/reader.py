@@ -286,10 +286,11 @@ class DenseReader:
                 f"({err}); check the folder with `dptrack-build inspect`, or rebuild it"
             ) from err
 
-    def crop(self, dense_file: str, index: int) -> np.ndarray:
-        """Crop ``index`` of ``dense_file``: ``(S, S, 3)`` uint8 RGB."""
+    def crop(self, dense_file: str, index: int, *, channels_first: bool = False) -> np.ndarray:
+        """Crop ``index`` of ``dense_file``: ``(S, S, 3)`` uint8 RGB, or ``(3, S, S)``
+        (C-contiguous, a tensor's layout) with ``channels_first``."""
         stored = self._row(dense_file, CROPS, index, f"{dense_file} crop")
-        return decode_crop(stored, self._version)
+        return decode_crop(stored, self._version, channels_first=channels_first)
 
     def flow(self, dense_file: str, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Flow ``index`` of ``dense_file``.

@@ -77,9 +77,9 @@ _PAIR_META_COLUMNS = {
 """``meta`` key -> pairs column (``annotation_id`` is -1)."""
 
 
-def _chw(crop: np.ndarray) -> torch.Tensor:
-    """``(S, S, 3)`` -> ``(3, S, S)`` tensor."""
-    return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
+def _crop_tensor(reader: DenseReader, dense_file: str, index: int) -> torch.Tensor:
+    """Crop ``index`` as a ``(3, S, S)`` uint8 tensor."""
+    return torch.from_numpy(reader.crop(dense_file, index, channels_first=True))
 
 
 def _no_part_mask(size: int) -> torch.Tensor:
@@ -113,12 +113,12 @@ def instance_sample(
             in this shard, a propagated row has no flow (``has_flow`` false).
     """
     dense_file = record["dense_file"]
-    crop = reader.crop(dense_file, record["crop_index"])
-    size = crop.shape[0]
+    image = _crop_tensor(reader, dense_file, record["crop_index"])
+    size = image.shape[-1]
     bbox, crop_box = record["bbox"], record["crop_box"]
     points = dp_to_crop(record["dp_x"], record["dp_y"], bbox, crop_box, size)
     sample: dict[str, Any] = {
-        "image": _chw(crop),
+        "image": image,
         "points": torch.from_numpy(points),
         "point_I": torch.as_tensor(np.asarray(record["dp_I"], dtype=np.int64)),
         "point_U": torch.as_tensor(np.asarray(record["dp_U"], dtype=np.float32)),
@@ -142,7 +142,7 @@ def instance_sample(
                 sample["has_flow"] = False
                 del sample["flow"], sample["flow_valid"]
             else:
-                sample["flow_source_image"] = _chw(reader.crop(dense_file, source))
+                sample["flow_source_image"] = _crop_tensor(reader, dense_file, source)
     sample["meta"] = _meta(record, _INSTANCE_META_COLUMNS, shard, row)
     return sample
 
@@ -152,12 +152,12 @@ def pair_sample(
 ) -> dict[str, Any]:
     """The sample of pair row ``row`` (``record``: its :data:`~.shard_index.PAIR_COLUMNS`)."""
     dense_file = record["dense_file"]
-    crop_a = reader.crop(dense_file, record["crop_a_index"])
-    crop_b = reader.crop(dense_file, record["crop_b_index"])
+    crop_a = _crop_tensor(reader, dense_file, record["crop_a_index"])
+    crop_b = _crop_tensor(reader, dense_file, record["crop_b_index"])
     flow, valid = reader.flow(dense_file, record["flow_index"])
     return {
-        "image": _chw(crop_b),
-        "flow_source_image": _chw(crop_a),
+        "image": crop_b,
+        "flow_source_image": crop_a,
         "flow": torch.from_numpy(flow),
         "flow_valid": torch.from_numpy(valid),
         "has_flow": True,
@@ -165,7 +165,7 @@ def pair_sample(
         "point_I": torch.zeros((0,), dtype=torch.int64),
         "point_U": torch.zeros((0,), dtype=torch.float32),
         "point_V": torch.zeros((0,), dtype=torch.float32),
-        "part_mask": _no_part_mask(crop_b.shape[0]),
+        "part_mask": _no_part_mask(crop_b.shape[-1]),
         "meta": _meta(record, _PAIR_META_COLUMNS, shard, row, annotation_id=-1),
     }
 

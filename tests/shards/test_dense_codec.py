@@ -104,6 +104,10 @@ def test_version_1_files_stay_readable_and_v2_reads_the_same(tmp_path: Path) -> 
         for i in range(3):
             np.testing.assert_array_equal(v1.crop(name, i), crops[i])
             np.testing.assert_array_equal(v2.crop(name, i), crops[i])
+            for reader in (v1, v2):  # a tensor's layout, decoded straight into it
+                chw = reader.crop(name, i, channels_first=True)
+                assert chw.flags.c_contiguous and chw.shape == (3, size, size)
+                np.testing.assert_array_equal(chw, crops[i].transpose(2, 0, 1))
         for i in range(2):
             for reader in (v1, v2):
                 flow, mask = reader.flow(name, i)
