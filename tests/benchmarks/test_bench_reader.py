@@ -75,7 +75,7 @@ def test_smoke_run(bench_script, shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     argv = [
         "--video", str(video), "--frames", "12", "--people", "2", "--segment", "12",
-        "--workers", "0", "--batch-size", "4", "--warmup-batches", "1",
+        "--workers", "0", "--batch-size", "4", "--warmup-batches", "1", "--passes", "2",
         "--work", str(tmp_path / "work"), "--json", str(out),
     ]  # fmt: skip
     report = bench.main(argv)
@@ -91,7 +91,7 @@ def test_smoke_run(bench_script, shared_data: Path, tmp_path: Path) -> None:
         ("jpeg+json", 0, False),
     ]
     for result in report["results"]:
-        assert result["samples"] == data["rows"]  # one full pass
+        assert result["samples"] == 2 * data["rows"]  # two full passes
         assert result["samples_per_s"] > 0 and result["ratio_vs_jpeg"] > 0
     assert report["goal"]["by_workers"]["0"]["ratio"] > 0
     check = report["same_samples"]
