@@ -74,12 +74,21 @@ class FlowWorkerFn(beam.DoFn):
     def checkpointed(self, key: str, compute: Callable[[], Iterable[Any]]) -> list[Any]:
         """The outputs of element ``key``: saved ones when a part is there (a resumed job),
         else ``compute()``'s, saved as a part (:mod:`dptrack_pipeline.shards.parts`)."""
-        outputs = self._parts.load(key) if self._parts is not None else None
+        outputs = self.saved_part(key)
         if outputs is None:
             outputs = list(compute())
-            if self._parts is not None:
-                self._parts.save(key, outputs)
+            self.save_part(key, outputs)
         return outputs
+
+    def saved_part(self, key: str) -> list[Any] | None:
+        """The outputs a resumed job saved for ``key``; ``None`` when there are none, or when
+        the job keeps no parts."""
+        return self._parts.load(key) if self._parts is not None else None
+
+    def save_part(self, key: str, outputs: list[Any]) -> None:
+        """Save ``key``'s outputs for a resumed job (nothing when the job keeps no parts)."""
+        if self._parts is not None:
+            self._parts.save(key, outputs)
 
     def setup(self) -> None:
         self._estimator = create_estimator(

@@ -95,32 +95,28 @@ class ProcessChunkFn(FlowWorkerFn):
         yield from self.checkpointed(key, partial(self._process, shard, chunk))
 
     def _process(self, shard: int, chunk: PairsChunk) -> Iterator[Any]:
-        size = self._config.crop_size
         counters: Counter = Counter()
-        pending: list[tuple[str, Any, Any]] = []
         outputs = process_chunk(
-            chunk, self._estimator, self._settings, counters, self._readers, self._packer
-        )
-        for out in outputs:
-            if isinstance(out, CropOutput):
-                job = self._packer.submit(pack_chunk, CROPS, out.crop, size)
-                pending.append((CROP, out.key, job))
-            elif isinstance(out, PairOutput):
-                pending.append((PAIR, None, self._packer.submit(_pack_pair, out, size)))
-                if self._bar is not None:
-                    self._bar.update(1)
-            else:
-                assert isinstance(out, PairReject)
-                pending.append((REJECT, out.row, None))
-        for kind, key, job in pending:
-            if kind == CROP:
-                yield shard, (CROP, key, job.result())
-            elif kind == PAIR:
-                yield shard, (PAIR, job.result())
-            else:
-                yield shard, (REJECT, key, PAIR_REJECT)
+            chunk, self._estimator, self._settings, counters, self._readers, self._packer,
+            self._finish,
+        )  # fmt: skip
+        for item in outputs:
+            if item[0] == PAIR and self._bar is not None:
+                self._bar.update(1)
+            yield shard, item
         counters["chunks_done"] += 1
         yield shard, ShardCounts(dict(counters))
+
+    def _finish(self, out: CropOutput | PairOutput | PairReject) -> tuple[Any, ...]:
+        """An output as its shard item, its arrays packed into HDF5 chunks here, on the helper
+        thread of the parallel stage."""
+        size = self._config.crop_size
+        if isinstance(out, CropOutput):
+            return CROP, out.key, pack_chunk(CROPS, out.crop, size)
+        if isinstance(out, PairOutput):
+            return PAIR, _pack_pair(out, size)
+        assert isinstance(out, PairReject)
+        return REJECT, out.row, PAIR_REJECT
 
 
 class PairShardWriter(ShardWriter):

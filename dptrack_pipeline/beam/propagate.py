@@ -104,7 +104,7 @@ class ProcessWindowFn(FlowWorkerFn):
     def process(self, tasks: Sequence[WindowTask]) -> Iterator[Any]:
         todo = []
         for task in tasks:
-            saved = self._parts.load(task.window.key) if self._parts is not None else None
+            saved = self.saved_part(task.window.key)
             if saved is None:
                 todo.append(task)
                 continue
@@ -120,8 +120,7 @@ class ProcessWindowFn(FlowWorkerFn):
             result.counters["windows_done"] += 1
             counts = ShardCounts(dict(result.counters))
             outputs = [*result.outputs, (shard_for_key(window.video_id, self._num_shards), counts)]
-            if self._parts is not None:
-                self._parts.save(window.key, outputs)
+            self.save_part(window.key, outputs)
             yield from outputs
             LOG.debug("window %s done: %s", window.key, dict(result.counters))
             self._advance()

@@ -38,7 +38,7 @@ Memory stays bounded by ``K``, not by the video's length: see :mod:`dptrack_pipe
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -196,7 +196,8 @@ def process_chunk(
     counters: Counter,
     readers: VideoReaders | None = None,
     helper: Executor | None = None,
-) -> Iterator[CropOutput | PairOutput | PairReject]:
+    finish: Callable[[CropOutput | PairOutput | PairReject], Any] | None = None,
+) -> Iterator[Any]:
     """Make the pairs of one chunk (see the module docstring); add to ``counters``.
 
     Every planned pair (:meth:`PairsChunk.planned_pairs`) ends as exactly one
@@ -204,13 +205,15 @@ def process_chunk(
     ``flows_computed``, ``anchors_done``, ``pairs_made``, ``rejected.<reason>``. ``helper`` (a
     single-thread executor) cuts each anchor's pairs while the next anchor's flows are computed
     (:func:`~dptrack_pipeline.schedule.overlap_steps`); the outputs are the same without it.
+    ``finish`` is applied to every output where it is made (on ``helper``), e.g. to pack its
+    arrays into HDF5 chunks; ``None`` yields the outputs as they are.
     """
     steps = schedule_chunk(
         chunk.planned_anchors(), chunk.num_frames, settings.max_offset, settings.mode
     )
     emitted: set[tuple[int, Box]] = set()
 
-    def work(step: Step, held: Held, own: Counter) -> list[CropOutput | PairOutput | PairReject]:
+    def work(step: Step, held: Held, own: Counter) -> list[Any]:
         outputs = list(_anchor_pairs(chunk, step.source, held, settings, emitted))
         for out in outputs:
             if isinstance(out, PairReject):
@@ -218,7 +221,7 @@ def process_chunk(
             elif isinstance(out, PairOutput):
                 own["pairs_made"] += 1
         own["anchors_done"] += 1
-        return outputs
+        return outputs if finish is None else [finish(out) for out in outputs]
 
     walk = walk_schedule(steps, chunk.location, estimator, counters, readers)
     yield from overlap_steps(walk, work, counters, helper)

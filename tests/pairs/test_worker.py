@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -118,12 +119,12 @@ def _chunk(video, anchors=None, people=None, targets=None) -> PairsChunk:
     )
 
 
-def _run(chunk, frames, helper=None, **settings):
+def _run(chunk, frames, helper=None, finish=None, **settings):
     settings = {"max_offset": 2, "crop_size": CROP, "estimator": "test_shift", **settings}
     estimator = ShiftEstimator(frames, gain=settings.pop("gain", 1.0))
     counters: Counter = Counter()
     outputs = list(
-        process_chunk(chunk, estimator, PairSettings(**settings), counters, None, helper)
+        process_chunk(chunk, estimator, PairSettings(**settings), counters, None, helper, finish)
     )
     return outputs, counters, estimator
 
@@ -311,6 +312,17 @@ def test_a_helper_thread_gives_the_same_outputs_and_counters(video, frames, mode
     assert inline_counts["pairs_made"] > 0 and any(isinstance(o, PairReject) for o in inline)
     assert [type(o) for o in overlapped] == [type(o) for o in inline]
     assert pickle.dumps(overlapped) == pickle.dumps(inline)
+    # ``finish`` is applied to each output, in order, on the helper (where the job packs them).
+    threads: set[str] = set()
+
+    def finish(out):
+        threads.add(threading.current_thread().name)
+        return ("finished", out)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="helper") as helper:
+        finished, _, _ = _run(chunk, frames, helper, finish, mode=mode)
+    assert pickle.dumps(finished) == pickle.dumps([("finished", o) for o in inline])
+    assert threads and all(name.startswith("helper") for name in threads)
 
 
 # --------------------------------------------------------------------------- failures
