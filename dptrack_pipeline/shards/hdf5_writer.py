@@ -159,8 +159,7 @@ def filter_chunk(
 ) -> bytes:
     """The bytes HDF5 stores for a chunk holding ``array``, with its filters in HDF5's order:
     byte shuffle, deflate (a zlib stream from libdeflate at ``deflate_level``; ``None`` = no
-    deflate), then Fletcher-32
-    over the result."""
+    deflate), then Fletcher-32 over the result."""
     arr = np.ascontiguousarray(array)
     data = arr.tobytes()
     if shuffle and arr.itemsize > 1:

@@ -55,7 +55,7 @@ and masks; ``benchmarks/bench_reader.py``, README "Reading shards for training")
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -225,7 +225,7 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _batch_allocator() -> Any:
+def _batch_allocator() -> Callable[[tuple[int, ...], torch.dtype, float | None], torch.Tensor]:
     """``new(shape, dtype, fill)`` for :func:`collate`'s batch tensors (``fill=None``: left
     uninitialised, every element is written). Inside a ``DataLoader`` worker the tensors live in
     shared memory from the start, so handing the batch to the main process copies nothing; the
