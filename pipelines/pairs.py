@@ -73,11 +73,7 @@ def build_pairs(
     launch_counters = pipeline | "LaunchCounters" >> beam.Create(
         [prepared.counters], reshuffle=False
     )
-    items = (
-        processed,
-        planned[steps.REJECTS_TAG],
-        launch_rejects,
-    ) | "AllItems" >> beam.Flatten()
+    items = (processed, planned[steps.REJECTS_TAG], launch_rejects)
     counters = (planned[COUNTERS_TAG], launch_counters) | "PlanCounters" >> beam.Flatten()
     extra = {
         "estimator_provenance": prepared.estimator_provenance,

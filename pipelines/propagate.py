@@ -62,7 +62,7 @@ def build_propagate(
         reshuffle=False,
     )
     planned = pipeline | "PlannedCounters" >> beam.Create([plan.counters], reshuffle=False)
-    items = (processed, validation_rejects) | "AllItems" >> beam.Flatten()
+    items = (processed, validation_rejects)
     writer = steps.InstanceShardWriter(
         config,
         num_shards,
