@@ -23,6 +23,9 @@ asks:
   when the estimator runs one thread, about 10% of two when DIS runs two (1.78x from 1 to 2
   threads on the 2-core machine); on a GPU the device computes the next flows while the CPU
   works. The outputs, their order and the counters are the same as without a helper.
+  :class:`StepOverlap` does the same across walks: the last step's work of one walk runs while
+  the next walk's first flows are computed, so a worker that takes one walk per Beam element
+  does not wait for its helper at every element's end.
 
 A frame that cannot be decoded is held as its :class:`~dptrack_pipeline.frames.FrameDecodeError`
 (``failed``) so the worker can reject exactly the outputs that needed it; a flow is computed only
@@ -227,17 +230,60 @@ def overlap_steps(
         for step, held in walk:
             yield from work(step, held, counters)
         return
-    pending: deque[tuple[Future, Counter]] = deque()
+    overlap = StepOverlap(helper, counters, ahead)
+    yield from overlap.run(walk, work)
+    yield from overlap.flush()
 
-    def drain(until: int) -> Iterator[Output]:
-        while len(pending) > until:
-            job, own = pending.popleft()
+
+class StepOverlap:
+    """:func:`overlap_steps` whose last steps' work may stay on the helper between walks.
+
+    :meth:`run` submits each step of a walk and yields the outputs that are due, but leaves the
+    last ``ahead`` steps pending when the walk ends; the next :meth:`run` (another walk, e.g.
+    the next Beam element of a worker) yields them first, while its own first flows are being
+    computed, and :meth:`flush` yields what is left at the end. Outputs come in submission order
+    across walks, exactly as running every walk through :func:`overlap_steps` one after another.
+
+    Args:
+        helper: a single-thread executor, as for :func:`overlap_steps`.
+        counters: every step's counters are added here when its outputs are yielded.
+        ahead: as for :func:`overlap_steps`.
+    """
+
+    def __init__(self, helper: Executor, counters: Counter, ahead: int = 1) -> None:
+        if ahead < 0:
+            raise ValueError(f"ahead must be >= 0, got {ahead}")
+        self._helper = helper
+        self._counters = counters
+        self._ahead = ahead
+        self._pending: deque[tuple[Future, Counter]] = deque()
+
+    def __len__(self) -> int:
+        """Steps whose outputs have not been yielded yet."""
+        return len(self._pending)
+
+    def run(self, walk: Iterable[tuple[Step, Held]], work: StepWork) -> Iterator[Output]:
+        """Submit ``work`` for every step of ``walk``; yield the outputs that are due."""
+        for step, held in walk:
+            own: Counter = Counter()
+            self._pending.append((self._helper.submit(work, step, held, own), own))
+            yield from self._drain(self._ahead)
+
+    def flush(self) -> Iterator[Output]:
+        """Yield the outputs of every pending step, waiting for them."""
+        yield from self._drain(0)
+
+    def discard(self) -> None:
+        """Forget the pending steps (after a failure): cancel those not started and wait for the
+        one running, so nothing of them reaches a later walk."""
+        while self._pending:
+            job, _ = self._pending.popleft()
+            if not job.cancel():
+                job.exception()
+
+    def _drain(self, until: int) -> Iterator[Output]:
+        while len(self._pending) > until:
+            job, own = self._pending.popleft()
             outputs = job.result()
-            counters.update(own)
+            self._counters.update(own)
             yield from outputs
-
-    for step, held in walk:
-        own: Counter = Counter()
-        pending.append((helper.submit(work, step, held, own), own))
-        yield from drain(ahead)
-    yield from drain(0)

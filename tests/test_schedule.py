@@ -14,6 +14,7 @@ from dptrack_pipeline.frames import FrameLocation
 from dptrack_pipeline.schedule import (
     Held,
     Step,
+    StepOverlap,
     overlap_steps,
     required_pairs,
     schedule_sources,
@@ -143,3 +144,56 @@ def test_an_error_in_the_work_reaches_the_caller(monkeypatch: pytest.MonkeyPatch
             for out in overlap_steps(walk, work, Counter(), helper):
                 got.append(out)
     assert got == [0, 1, 2]
+
+
+def test_step_overlap_carries_the_last_steps_into_the_next_walk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    steps, frames, locate = _walk()
+    _fake_decode(monkeypatch, frames)
+    inline: Counter = Counter()
+    expected = [
+        out
+        for part in (steps[:5], steps[5:])
+        for out in overlap_steps(
+            walk_schedule(part, locate, IndexEstimator(), Counter()), _summary, inline
+        )
+    ]
+    carried: Counter = Counter()
+    with ThreadPoolExecutor(max_workers=1) as helper:
+        overlap = StepOverlap(helper, carried)
+        first = list(
+            overlap.run(walk_schedule(steps[:5], locate, IndexEstimator(), Counter()), _summary)
+        )
+        assert len(overlap) == 1  # step 4's work is still pending between the walks
+        second = list(
+            overlap.run(walk_schedule(steps[5:], locate, IndexEstimator(), Counter()), _summary)
+        )
+        last = list(overlap.flush())
+    assert [g[0] for g in first] == [0, 1, 2, 3]
+    assert [g[0] for g in second] == [4, 5, 6]
+    assert first + second + last == expected
+    assert len(overlap) == 0 and carried == inline and carried["steps"] == 8
+
+
+def test_step_overlap_discard_leaves_nothing_for_a_later_walk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    steps, frames, locate = _walk()
+    _fake_decode(monkeypatch, frames)
+    release = threading.Event()
+
+    def work(step: Step, held: Held, own: Counter) -> list[int]:
+        release.wait(5)
+        return [step.source]
+
+    with ThreadPoolExecutor(max_workers=1) as helper:
+        overlap = StepOverlap(helper, Counter(), ahead=3)
+        walk = walk_schedule(steps[:3], locate, IndexEstimator(), Counter())
+        assert list(overlap.run(walk, work)) == []
+        release.set()
+        overlap.discard()
+        assert len(overlap) == 0
+        assert list(overlap.flush()) == []
+    with pytest.raises(ValueError, match="ahead"):
+        StepOverlap(helper, Counter(), ahead=-1)

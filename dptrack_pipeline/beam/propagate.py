@@ -18,8 +18,12 @@ shard.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
+
+import apache_beam as beam
+from apache_beam.utils.windowed_value import WindowedValue
 
 from dptrack_pipeline.beam.common import FlowWorkerFn, ShardCounts, ShardWriter
 from dptrack_pipeline.propagate.config import PropagateConfig
@@ -27,9 +31,11 @@ from dptrack_pipeline.propagate.plan import WindowTask
 from dptrack_pipeline.propagate.worker import (
     InstanceOutput,
     RejectOutput,
+    WindowResult,
     WindowSettings,
     process_windows,
 )
+from dptrack_pipeline.schedule import StepOverlap
 from dptrack_pipeline.settings import worker_settings
 from dptrack_pipeline.shards import (
     ShardRecord,
@@ -52,16 +58,15 @@ open video file (one seek per element instead of one per window), and a long vid
 into several elements that run in parallel."""
 
 
-def group_windows(
-    tasks: Sequence[WindowTask], size: int = WINDOWS_PER_ELEMENT
-) -> list[list[WindowTask]]:
+def group_windows(tasks: Sequence[WindowTask], size: int | None = None) -> list[list[WindowTask]]:
     """Runs of at most ``size`` consecutive windows of the same video, in plan order: the
     elements :class:`ProcessWindowFn` takes.
 
     A video's windows are cut into as few runs as ``size`` allows, of sizes that differ by at
     most one (26 windows: 7, 7, 6, 6 rather than 8, 8, 8, 2), so workers that split the elements
-    get about the same work.
+    get about the same work. ``size`` defaults to :data:`WINDOWS_PER_ELEMENT`.
     """
+    size = size or WINDOWS_PER_ELEMENT
     runs: list[list[WindowTask]] = []
     for task in tasks:
         last = runs[-1] if runs else None
@@ -86,7 +91,9 @@ class ProcessWindowFn(FlowWorkerFn):
 
     An element is the windows of one video, in order: the worker keeps the video file open
     between them and so decodes a video file front to back once instead of seeking for every
-    window.
+    window. The last window of an element is propagated on the helper while the next element's
+    first flows are computed, so its outputs come out with the next element's, or from
+    ``finish_bundle`` for the bundle's last element (saved as a part when they do).
     """
 
     def __init__(
@@ -101,7 +108,17 @@ class ProcessWindowFn(FlowWorkerFn):
         self._show_bar = bool(total_windows)
         self._settings = worker_settings(WindowSettings, config)
 
-    def process(self, tasks: Sequence[WindowTask]) -> Iterator[Any]:
+    def start_bundle(self) -> None:
+        self._carry = StepOverlap(self._packer, Counter())
+        self._where: tuple[Any, Any] | None = None
+
+    def process(
+        self,
+        tasks: Sequence[WindowTask],
+        window: Any = beam.DoFn.WindowParam,
+        timestamp: Any = beam.DoFn.TimestampParam,
+    ) -> Iterator[Any]:
+        self._where = (window, timestamp)
         todo = []
         for task in tasks:
             saved = self.saved_part(task.window.key)
@@ -112,18 +129,40 @@ class ProcessWindowFn(FlowWorkerFn):
             self._advance()
         if not todo:
             return
-        results = process_windows(
-            todo, self._estimator, self._settings, self._readers, self._packer, self._finish
-        )
-        for result in results:
-            window = result.task.window
-            result.counters["windows_done"] += 1
-            counts = ShardCounts(dict(result.counters))
-            outputs = [*result.outputs, (shard_for_key(window.video_id, self._num_shards), counts)]
-            self.save_part(window.key, outputs)
-            yield from outputs
-            LOG.debug("window %s done: %s", window.key, dict(result.counters))
-            self._advance()
+        try:
+            results = process_windows(
+                todo,
+                self._estimator,
+                self._settings,
+                self._readers,
+                finish=self._finish,
+                carry=self._carry,
+            )
+            for result in results:
+                yield from self._window_done(result)
+        except BaseException:
+            self._carry.discard()
+            raise
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        """The bundle's last window, whose propagation was still on the helper when its element
+        ended (see ``carry`` in :func:`process_windows`)."""
+        if self._where is None:
+            return
+        window, timestamp = self._where
+        for result in self._carry.flush():
+            for out in self._window_done(result):
+                yield WindowedValue(out, timestamp, (window,))
+
+    def _window_done(self, result: WindowResult) -> list[Any]:
+        window = result.task.window
+        result.counters["windows_done"] += 1
+        counts = ShardCounts(dict(result.counters))
+        outputs = [*result.outputs, (shard_for_key(window.video_id, self._num_shards), counts)]
+        self.save_part(window.key, outputs)
+        LOG.debug("window %s done: %s", window.key, dict(result.counters))
+        self._advance()
+        return outputs
 
     def _advance(self) -> None:
         if self._bar is not None:

@@ -46,7 +46,14 @@ from dptrack_pipeline.rejects import (
     STAGE_PROPAGATE,
     reject_row,
 )
-from dptrack_pipeline.schedule import Held, Step, overlap_steps, target_indices, walk_schedule
+from dptrack_pipeline.schedule import (
+    Held,
+    Step,
+    StepOverlap,
+    overlap_steps,
+    target_indices,
+    walk_schedule,
+)
 from dptrack_pipeline.shards import ShardRecord
 from dptrack_pipeline.shards.counters import COUNTER_SUMS, KIND_RUN
 from dptrack_pipeline.structures import PersonInstance
@@ -118,6 +125,7 @@ def process_windows(
     readers: VideoReaders | None = None,
     helper: Executor | None = None,
     finish: Callable[[InstanceOutput | RejectOutput], Any] | None = None,
+    carry: StepOverlap | None = None,
 ) -> Iterator[WindowResult]:
     """Run windows in order; yield one :class:`WindowResult` per window, in the same order.
 
@@ -137,6 +145,11 @@ def process_windows(
             the results are the same.
         finish: applied to every output where it is made (on ``helper``), e.g. to compress its
             arrays; ``None`` keeps the outputs as they are.
+        carry: instead of ``helper``, a :class:`~dptrack_pipeline.schedule.StepOverlap` kept
+            between calls: the results of an earlier call's last window come out first, and
+            this call's last window is left pending on it when the call returns (the caller
+            flushes it at the end). A Beam worker passes one per bundle, so it never waits for
+            its helper between elements.
 
     Counters of each window: ``frames_decoded``, ``frames_failed``, ``flows_computed`` and
     :data:`POINT_COUNTERS`.
@@ -170,7 +183,10 @@ def process_windows(
         walk_counts.update(current.counts)
         return [WindowResult(task, current.outputs, walk_counts)]
 
-    yield from overlap_steps(walk(), work, Counter(), helper)
+    if carry is not None:
+        yield from carry.run(walk(), work)
+    else:
+        yield from overlap_steps(walk(), work, Counter(), helper)
 
 
 @dataclass
