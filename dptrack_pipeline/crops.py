@@ -33,13 +33,14 @@ def crop_affine(box: Box, size: int) -> np.ndarray:
 
 
 def crop_pixel_centres(box: Box, size: int) -> np.ndarray:
-    """Frame-pixel positions of the ``size x size`` crop pixel centres: ``(size, size, 2)``."""
+    """Frame-pixel positions of the ``size x size`` crop pixel centres: ``(size, size, 2)``
+    float32 (computed in float64, then rounded)."""
     m = crop_affine(box, size)
     c = np.arange(size, dtype=np.float64)
-    gx = m[0, 0] * c + m[0, 2]
-    gy = m[1, 1] * c + m[1, 2]
-    xx, yy = np.meshgrid(gx, gy)
-    return np.stack([xx, yy], axis=-1).astype(np.float32)
+    out = np.empty((size, size, 2), dtype=np.float32)
+    out[..., 0] = (m[0, 0] * c + m[0, 2]).astype(np.float32)[None, :]
+    out[..., 1] = (m[1, 1] * c + m[1, 2]).astype(np.float32)[:, None]
+    return out
 
 
 def antialias_sigma(box_side: float, size: int) -> float:

@@ -103,10 +103,11 @@ def sample_grid(field: np.ndarray, grid: np.ndarray) -> np.ndarray:
         raise ValueError(f"field must have shape (H, W) or (H, W, C), got {field.shape}")
     if grid.ndim != 3 or grid.shape[2] != 2:
         raise ValueError(f"grid must have shape (h, w, 2) as (x, y), got {grid.shape}")
+    # One (h, w, 2) map (CV_32FC2) rather than two split copies: OpenCV reads the same numbers.
     out = cv2.remap(
         np.ascontiguousarray(field),
-        np.ascontiguousarray(grid[..., 0]),
-        np.ascontiguousarray(grid[..., 1]),
+        np.ascontiguousarray(grid),
+        None,
         cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
