@@ -44,32 +44,29 @@ def build_propagate(
     plan, num_shards, progress = prepared.plan, prepared.num_shards, prepared.progress
     kept = set(progress.done) if progress is not None else set()
     tasks = [t for t in plan.tasks if shard_for_key(t.window.video_id, num_shards) not in kept]
-    processed = (
-        pipeline
-        | "VideoTasks" >> beam.Create(steps.group_windows(tasks), reshuffle=False)
-        | "Distribute" >> beam.Reshuffle()
-        | "ProcessWindows"
-        >> beam.ParDo(steps.ProcessWindowFn(config, num_shards, len(tasks), progress))
-    )
-    validation_rejects = pipeline | "ValidationRejects" >> beam.Create(
-        [
-            (
-                shard_for_key(r.video_id, num_shards),
-                (steps.REJECT, reject_row(**dataclasses.asdict(r))),
-            )
-            for r in plan.rejects
-        ],
-        reshuffle=False,
-    )
-    planned = pipeline | "PlannedCounters" >> beam.Create([plan.counters], reshuffle=False)
-    items = (processed, validation_rejects)
     writer = steps.InstanceShardWriter(
         config,
         num_shards,
         prepared.estimator_params,
         {"estimator_provenance": prepared.estimator_provenance},
     )
-    return (items, planned) | "WriteShards" >> WriteShards(writer, progress)
+    # The validation rejects and the shard placeholders ride in the same Create as the windows
+    # (one Ready element), so the GroupByKey reads ProcessWindows' output without a Flatten.
+    ready = [
+        (shard_for_key(r.video_id, num_shards), (steps.REJECT, reject_row(**dataclasses.asdict(r))))
+        for r in plan.rejects
+    ]
+    ready += WriteShards.placeholders(num_shards, progress)
+    processed = (
+        pipeline
+        | "VideoTasks"
+        >> beam.Create([*steps.group_windows(tasks), steps.Ready(ready)], reshuffle=False)
+        | "Distribute" >> beam.Reshuffle()
+        | "ProcessWindows"
+        >> beam.ParDo(steps.ProcessWindowFn(config, num_shards, len(tasks), progress))
+    )
+    planned = pipeline | "PlannedCounters" >> beam.Create([plan.counters], reshuffle=False)
+    return (processed, planned) | "WriteShards" >> WriteShards(writer, progress, placeholders=False)
 
 
 def run(

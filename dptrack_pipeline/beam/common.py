@@ -250,17 +250,31 @@ class WriteShards(beam.PTransform):
     Input: a pair, the ``(shard, item)`` elements to write (``ShardCounts`` among them) as one
     PCollection or a tuple of them, and a PCollection of the counter dicts of no shard. A tuple
     goes into the same ``Flatten`` as the shard placeholders, right before the ``GroupByKey``:
-    flattening it first costs the runner another pass over every item (on the benchmark run,
-    0.3 s of 58 MB of packed chunks decoded and encoded again). Every shard index
-    ``0..num_shards - 1`` is
+    each ``Flatten`` costs the in-process runner a pass over every item (on the benchmark run,
+    0.3 s of 58 MB of packed chunks decoded and encoded again), so a job that can emit all its
+    items from one ParDo does so, placeholders included (:meth:`placeholders`), and passes
+    ``placeholders=False``. Every shard index ``0..num_shards - 1`` is
     written, empty or not, except those ``progress.done`` keeps; ``dataset_info.json`` is written
     after every shard, with all counters summed.
     """
 
-    def __init__(self, writer: ShardWriter, progress: Progress | None = None):
+    def __init__(
+        self, writer: ShardWriter, progress: Progress | None = None, placeholders: bool = True
+    ):
         super().__init__()
         self._writer = writer
         self._progress = progress
+        self._placeholders = placeholders
+
+    @staticmethod
+    def placeholders(num_shards: int, progress: Progress | None = None) -> list[tuple[int, None]]:
+        """The ``(shard, None)`` items that make every shard be written, empty or not (not those
+        ``progress.done`` keeps). A job whose items come from one ParDo emits these there and
+        builds ``WriteShards(..., placeholders=False)``: the ``GroupByKey`` then reads that
+        ParDo's output directly, without a ``Flatten``, which this runner (FnApiRunner)
+        materializes: one pass less over every item."""
+        done = set(progress.done) if progress is not None else set()
+        return [(i, None) for i in range(num_shards) if i not in done]
 
     def expand(
         self,
@@ -270,17 +284,22 @@ class WriteShards(beam.PTransform):
         parts = list(items) if isinstance(items, (tuple, list)) else [items]
         pipeline = parts[0].pipeline
         done = set(self._progress.done) if self._progress is not None else set()
-        placeholders = pipeline | "ShardPlaceholders" >> beam.Create(
-            [(i, None) for i in range(self._writer.num_shards) if i not in done], reshuffle=False
-        )
+        if self._placeholders:
+            parts.append(
+                pipeline
+                | "ShardPlaceholders"
+                >> beam.Create(
+                    self.placeholders(self._writer.num_shards, self._progress), reshuffle=False
+                )
+            )
         if done:
             parts = [
                 part | f"SkipKeptShards{i}" >> beam.Filter(lambda e: e[0] not in done)
                 for i, part in enumerate(parts)
             ]
+        grouped = parts[0] if len(parts) == 1 else parts | "WithPlaceholders" >> beam.Flatten()
         written = (
-            (*parts, placeholders)
-            | "WithPlaceholders" >> beam.Flatten()
+            grouped
             | "ByShard" >> beam.GroupByKey()
             | "WriteShard"
             >> beam.ParDo(_WriteShardFn(self._writer, self._progress)).with_outputs(

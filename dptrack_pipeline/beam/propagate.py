@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -86,8 +87,17 @@ def group_windows(tasks: Sequence[WindowTask], size: int | None = None) -> list[
     return groups
 
 
+@dataclass(frozen=True)
+class Ready:
+    """An element of items already made (validation rejects, shard placeholders), which
+    :class:`ProcessWindowFn` emits as they are."""
+
+    items: list[Any]
+
+
 class ProcessWindowFn(FlowWorkerFn):
-    """``[WindowTask] -> (shard, ("instance", ShardRecord) | ("reject", row) | ShardCounts)``.
+    """``[WindowTask] -> (shard, ("instance", ShardRecord) | ("reject", row) | ShardCounts)``;
+    a :class:`Ready` element's items are emitted as they are.
 
     An element is the windows of one video, in order: the worker keeps the video file open
     between them and so decodes a video file front to back once instead of seeking for every
@@ -114,10 +124,13 @@ class ProcessWindowFn(FlowWorkerFn):
 
     def process(
         self,
-        tasks: Sequence[WindowTask],
+        tasks: Sequence[WindowTask] | Ready,
         window: Any = beam.DoFn.WindowParam,
         timestamp: Any = beam.DoFn.TimestampParam,
     ) -> Iterator[Any]:
+        if isinstance(tasks, Ready):
+            yield from tasks.items
+            return
         self._where = (window, timestamp)
         todo = []
         for task in tasks:
