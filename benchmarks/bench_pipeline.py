@@ -15,7 +15,11 @@ here: every 8th frame "labelled" with ``--people`` boxes carrying 100 DensePose 
 numbers of a real DensePose-PoseTrack frame); the estimator does not care what the labels are.
 
     python benchmarks/bench_pipeline.py [--frames 205] [--workers 1] [--estimator dis]
-        [--threads T] [--pipeline-only] [--out DIR]
+        [--threads T] [--pipeline-only] [--out DIR] [--phases]
+
+``--phases`` also times the estimator's batches inside the pipeline, to split its wall time into
+the job's fixed start (Beam's graph, the runner, the first frames), the time from the first flow
+to the last, and the fixed end (the last propagation, the shard writer, the manifest).
 """
 
 from __future__ import annotations
@@ -74,8 +78,40 @@ def bench_estimator(
         return done / (time.perf_counter() - t0)
 
 
-def bench_pipeline(config: PropagateConfig, workers: int) -> tuple[float, dict]:
-    """Pairs/s of the whole pipeline (DirectRunner), and its counters."""
+def record_batches(name: str) -> list[tuple[float, float]]:
+    """Make every ``estimate_batch`` of estimator ``name``'s class (in this process) append its
+    ``(start, end)`` ``perf_counter`` times to the returned list."""
+    cls = type(create_estimator(name))
+    original = cls.estimate_batch
+    times: list[tuple[float, float]] = []
+
+    def timed(self, pairs):
+        start = time.perf_counter()
+        flows = original(self, pairs)
+        times.append((start, time.perf_counter()))
+        return flows
+
+    cls.estimate_batch = timed
+    return times
+
+
+def phase_lines(t0: float, t1: float, batches: list[tuple[float, float]], flows: int) -> list[str]:
+    """Where the pipeline's wall time went around the estimator's batches."""
+    first, last = batches[0][0], batches[-1][1]
+    inside = sum(end - start for start, end in batches)
+    return [
+        f"phases          : {first - t0:5.2f} s before the first flow, {last - first:5.2f} s "
+        f"from first to last ({inside:5.2f} s in {len(batches)} estimator batches, "
+        f"{last - first - inside:4.2f} s between them), {t1 - last:5.2f} s after the last",
+        f"first to last   : {flows / (last - first):7.2f} pairs/s",
+    ]
+
+
+def bench_pipeline(
+    config: PropagateConfig, workers: int, batches: list | None = None
+) -> tuple[float, dict, list[str]]:
+    """Pairs/s of the whole pipeline (DirectRunner), its counters, and (when ``batches``
+    records the estimator's batches in this process) the phase lines."""
     from pipelines.propagate import run
 
     out = Path(config.out)
@@ -84,9 +120,11 @@ def bench_pipeline(config: PropagateConfig, workers: int) -> tuple[float, dict]:
         args.append("--direct_running_mode=multi_processing")
     t0 = time.perf_counter()
     run(config, args)
-    wall = time.perf_counter() - t0
+    t1 = time.perf_counter()
     info = json.loads((out / "dataset_info.json").read_text())
-    return info["counters"]["flows_computed"] / wall, info["counters"]
+    flows = info["counters"]["flows_computed"]
+    lines = phase_lines(t0, t1, batches, flows) if batches else []
+    return flows / (t1 - t0), info["counters"], lines
 
 
 def main() -> None:
@@ -114,7 +152,15 @@ def main() -> None:
         help="skip the estimator-alone run: the peak RSS printed is then the pipeline's alone "
         "(the estimator-alone run holds every decoded frame in this process)",
     )
+    parser.add_argument(
+        "--phases",
+        action="store_true",
+        help="also time the estimator's batches inside the pipeline (1 worker only): the time "
+        "before the first flow, between the first and the last, and after the last",
+    )
     args = parser.parse_args()
+    if args.phases and args.workers != 1:
+        parser.error("--phases times the estimator in this process: use it with --workers 1")
     if not args.video.exists():
         sys.exit(f"{args.video} not found: this benchmark reads ../shared/data")
     options = {"preset": args.preset} if args.preset else {}
@@ -147,7 +193,8 @@ def main() -> None:
         }
         est_rate = bench_estimator(args.estimator, options, frames, pairs, args.workers)
         del frames
-    pipe_rate, counters = bench_pipeline(config, args.workers)
+    batches = record_batches(args.estimator) if args.phases else None
+    pipe_rate, counters, phases = bench_pipeline(config, args.workers, batches)
     own, children = peak_rss_mib(), peak_rss_mib(children=True)
     h5 = sum(f.stat().st_size for f in out.glob("dense-*.h5")) / 1e6
     print(f"video: {args.video.name} 1280x720, {args.frames} frames, {len(labelled)} labelled")
@@ -166,6 +213,13 @@ def main() -> None:
     print(f"whole pipeline  : {pipe_rate:7.2f} pairs/s")
     if not args.pipeline_only:
         print(f"ratio           : {pipe_rate / est_rate:7.3f}  (goal >= 0.85)")
+    for line in phases:
+        print(line)
+    if phases and not args.pipeline_only:
+        steady = float(phases[-1].split(":")[1].split()[0])
+        print(
+            f"ratio first-last: {steady / est_rate:7.3f}  (the job's fixed start and end left out)"
+        )
     print(f"peak RSS        : {own:7.0f} MB (this process), {children:.0f} MB (largest child)")
     if counters["flows_computed"] != len(pairs):
         print(
