@@ -22,8 +22,9 @@ asks:
   use the cores the estimator leaves idle instead of adding to the wall time: all of one core
   when the estimator runs one thread, about 10% of two when DIS runs two (1.78x from 1 to 2
   threads on the 2-core machine; there each CPU-second of helper work still costs DIS about
-  0.8 s of wall time, ``benchmarks/bench_contention.py``); on a GPU the device computes the next
-  flows while the CPU works. The outputs, their order and the counters are the same as without a helper.
+  0.8 s of wall time, ``benchmarks/bench_contention.py``); on a GPU the device computes the
+  next flows while the CPU works. The outputs, their order and the counters are the same as
+  without a helper.
   :class:`StepOverlap` does the same across walks: the last step's work of one walk runs while
   the next walk's first flows are computed, so a worker that takes one walk per Beam element
   does not wait for its helper at every element's end.
