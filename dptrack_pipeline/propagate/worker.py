@@ -154,6 +154,8 @@ def process_windows(
     Counters of each window: ``frames_decoded``, ``frames_failed``, ``flows_computed`` and
     :data:`POINT_COUNTERS`.
     """
+    if carry is not None and helper is not None:
+        raise ValueError("pass helper or carry, not both: carry runs on its own helper")
     chain = settings.checks.chain is not None
 
     def walk() -> Iterator[tuple[tuple[WindowTask, Step, Counter | None], Held]]:

@@ -87,3 +87,15 @@ def test_grey_frames_are_converted_once_and_forgotten_with_their_frame() -> None
     assert greys.of(1, frames) is first
     greys.keep_only({0: frames[0]})
     assert greys.of(1, frames) is not first
+
+
+def test_helper_and_carry_are_one_or_the_other(window_run) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dptrack_pipeline.schedule import StepOverlap
+
+    tasks, estimator, settings = window_run
+    with ThreadPoolExecutor(max_workers=1) as helper:
+        carry = StepOverlap(helper, Counter())
+        with pytest.raises(ValueError, match="helper or carry"):
+            list(process_windows(tasks, estimator, settings, None, helper, carry=carry))
